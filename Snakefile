@@ -1,0 +1,20 @@
+# photostyle: photographic style transfer for large photo collections.
+# Stages: ingest -> stylize -> refine -> metrics -> report (see README.md).
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/stylize.smk"
+include: "workflow/rules/refine.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/weights.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,172 @@
+"""The ``photostyle`` command line: what the Snakemake rules call.
+
+Every subcommand takes its settings as one JSON object (``--settings``), the same object the
+rule passes in ``params`` so that a change of it reruns the rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .photo import PhotoLimits
+
+
+def _settings(text: str) -> dict:
+    return json.loads(text) if text else {}
+
+
+def _limits(s: dict) -> PhotoLimits:
+    ing = s["ingest"]
+    return PhotoLimits(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"])
+
+
+def cmd_ingest(a):
+    from .ingest import ingest_listing
+
+    s = _settings(a.settings)
+    ingest_listing(a.listing, a.root, a.kind, a.shard, _limits(s), a.out)
+
+
+def cmd_manifest(a):
+    from .ingest import collect_manifest
+
+    n_ok, n_bad = collect_manifest(a.tables, a.manifest, a.rejected)
+    logging.info("manifest: %d photos accepted, %d rejected", n_ok, n_bad)
+
+
+def cmd_stylize(a):
+    from .stylize import run_stylize_shard
+
+    run_stylize_shard(a.shard_table, a.style_table, a.style, a.method, _settings(a.settings),
+                      a.out_dir, a.index, a.code_version)
+
+
+def cmd_refine(a):
+    from .refine import run_refine_shard
+
+    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_dir, a.index, a.code_version)
+
+
+def cmd_metrics(a):
+    from .metrics import run_metrics_shard
+
+    run_metrics_shard(a.shard_table, a.style_table, a.style, a.indexes, _settings(a.settings), a.out)
+
+
+def cmd_aggregate(a):
+    from .metrics import aggregate
+
+    aggregate(a.tables, a.per_image, a.summary)
+
+
+def cmd_grid(a):
+    from .report import image_grid
+
+    s = _settings(a.settings)
+    image_grid(a.style, a.manifest, a.style_table, a.indexes, a.out, s["grid_photos"], s["thumb_px"])
+
+
+def cmd_plots(a):
+    from .report import metrics_scatter, runtime_bars
+
+    metrics_scatter(a.per_image, a.scatter)
+    runtime_bars(a.benchmarks, a.runtimes)
+
+
+def cmd_fetch_weights(a):
+    from .weights import REGISTRY, fetch_all
+
+    names = sorted(REGISTRY) if a.names == ["all"] else a.names
+    for name, digest in fetch_all(names, a.weights_dir):
+        print(f"{digest}  {name}")
+
+
+def cmd_weights_status(a):
+    from .weights import REGISTRY, WeightsUnavailable, locate
+
+    for name, spec in sorted(REGISTRY.items()):
+        try:
+            where = str(locate(spec, a.weights_dir, download=False))
+        except WeightsUnavailable:
+            where = "missing"
+        print(f"{name:28s} {where}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="photostyle", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("ingest", help="validate the files of one shard listing")
+    s.add_argument("--listing", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--kind", required=True, choices=["content", "style"])
+    s.add_argument("--shard", required=True)
+    s.add_argument("--settings", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_ingest)
+
+    s = sub.add_parser("manifest", help="collect shard ingest tables into manifest.csv and rejected.csv")
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--rejected", required=True)
+    s.add_argument("tables", nargs="*")
+    s.set_defaults(fn=cmd_manifest)
+
+    s = sub.add_parser("stylize", help="stylise one shard with one style and one method")
+    for opt in ("--shard-table", "--style-table", "--style", "--method", "--settings", "--out-dir", "--index", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.set_defaults(fn=cmd_stylize)
+
+    s = sub.add_parser("refine", help="domain-transform detail refinement of one stylised shard")
+    for opt in ("--shard-table", "--stylize-index", "--settings", "--out-dir", "--index", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.set_defaults(fn=cmd_refine)
+
+    s = sub.add_parser("metrics", help="per-image metrics of one shard and style")
+    for opt in ("--shard-table", "--style-table", "--style", "--settings", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("indexes", nargs="+")
+    s.set_defaults(fn=cmd_metrics)
+
+    s = sub.add_parser("aggregate", help="per_image.csv and summary.csv from shard metrics")
+    s.add_argument("--per-image", required=True)
+    s.add_argument("--summary", required=True)
+    s.add_argument("tables", nargs="*")
+    s.set_defaults(fn=cmd_aggregate)
+
+    s = sub.add_parser("grid", help="report image grid for one style")
+    for opt in ("--style", "--manifest", "--style-table", "--settings", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("indexes", nargs="*")
+    s.set_defaults(fn=cmd_grid)
+
+    s = sub.add_parser("plots", help="report plots")
+    for opt in ("--per-image", "--scatter", "--runtimes"):
+        s.add_argument(opt, required=True)
+    s.add_argument("benchmarks", nargs="*")
+    s.set_defaults(fn=cmd_plots)
+
+    s = sub.add_parser("fetch-weights", help="download and verify pretrained weights (login node)")
+    s.add_argument("--weights-dir", default="weights")
+    s.add_argument("names", nargs="*", default=["all"])
+    s.set_defaults(fn=cmd_fetch_weights)
+
+    s = sub.add_parser("weights-status", help="where each registered weight file is found")
+    s.add_argument("--weights-dir", default="weights")
+    s.set_defaults(fn=cmd_weights_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args.fn(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

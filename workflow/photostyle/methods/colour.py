@@ -1,0 +1,130 @@
+"""Classical colour transfer: Reinhard et al. 2001 and Pitié & Kokaram's linear MKL (2007).
+
+Both match global colour statistics of the content photo to those of the style photo:
+
+* ``reinhard``: per-channel mean and standard deviation in Ruderman's decorrelated
+  l-alpha-beta space (log LMS), as in "Color Transfer between Images" (or in RGB).
+* ``mkl``: the linear Monge-Kantorovich map between the two Gaussian colour
+  distributions, ``T = Sc^-1/2 (Sc^1/2 Ss Sc^1/2)^1/2 Sc^-1/2``, which makes the output's
+  RGB mean and full covariance equal to the style's (Pitié & Kokaram, "The linear
+  Monge-Kantorovitch linear colour mapping for example-based colour transfer").
+
+Statistics are computed in float64; a per-style cache in ``state`` avoids recomputing the
+style's statistics for every photo of a shard.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import register
+
+# Reinhard et al. 2001, eq. 4 (RGB -> LMS) and eq. 6 (log LMS -> l-alpha-beta).
+_RGB2LMS = torch.tensor(
+    [[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]],
+    dtype=torch.float64,
+)
+_LMS2LAB = torch.diag(torch.tensor([1 / math.sqrt(3), 1 / math.sqrt(6), 1 / math.sqrt(2)], dtype=torch.float64)) @ torch.tensor(
+    [[1.0, 1.0, 1.0], [1.0, 1.0, -2.0], [1.0, -1.0, 0.0]], dtype=torch.float64
+)
+_LMS_FLOOR = 1e-4  # log10 of 0 is undefined; black is clamped to this LMS value
+
+
+def _pixels(image: torch.Tensor) -> torch.Tensor:
+    """``(1, 3, H, W)`` -> ``(N, 3)`` float64."""
+    return image[0].reshape(3, -1).T.double()
+
+
+def _unpixels(pix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return pix.T.reshape(like.shape).to(like.dtype)
+
+
+def rgb_to_lalphabeta(pix: torch.Tensor) -> torch.Tensor:
+    """``(N, 3)`` RGB -> l-alpha-beta (float64)."""
+    lms = pix @ _RGB2LMS.to(pix.device).T
+    return torch.log10(lms.clamp_min(_LMS_FLOOR)) @ _LMS2LAB.to(pix.device).T
+
+
+def lalphabeta_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    lms = torch.pow(10.0, lab @ torch.linalg.inv(_LMS2LAB).to(lab.device).T)
+    return lms @ torch.linalg.inv(_RGB2LMS).to(lab.device).T
+
+
+def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, colour_space: str = "lalphabeta",
+                      style_stats=None, clip: bool = True) -> torch.Tensor:
+    """Match per-channel mean and std of ``content`` to ``style`` in ``colour_space``."""
+    fwd, inv = (rgb_to_lalphabeta, lalphabeta_to_rgb) if colour_space == "lalphabeta" else (lambda x: x, lambda x: x)
+    c = fwd(_pixels(content))
+    if style_stats is None:
+        s = fwd(_pixels(style))
+        style_stats = (s.mean(0), s.std(0, unbiased=False))
+    mu_s, sd_s = style_stats
+    mu_c, sd_c = c.mean(0), c.std(0, unbiased=False)
+    out = (c - mu_c) * (sd_s / sd_c.clamp_min(1e-8)) + mu_s
+    rgb = _unpixels(inv(out), content)
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def _sqrtm_psd(m: torch.Tensor, inverse: bool = False, eps: float = 0.0) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(m)
+    vals = vals.clamp_min(0.0) + eps
+    d = vals.rsqrt() if inverse else vals.sqrt()
+    return (vecs * d) @ vecs.T
+
+
+def mean_cov(pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mu = pix.mean(0)
+    x = pix - mu
+    return mu, (x.T @ x) / pix.shape[0]
+
+
+def mkl_transfer(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-6,
+                 style_stats=None, clip: bool = True) -> torch.Tensor:
+    """Linear Monge-Kantorovich colour map: output mean/covariance equal the style's."""
+    c = _pixels(content)
+    mu_c, cov_c = mean_cov(c)
+    mu_s, cov_s = style_stats if style_stats is not None else mean_cov(_pixels(style))
+    eye = torch.eye(3, dtype=c.dtype, device=c.device)
+    cov_c = cov_c + eps * eye
+    cov_s = cov_s + eps * eye
+    c_half = _sqrtm_psd(cov_c)
+    c_inv_half = _sqrtm_psd(cov_c, inverse=True)
+    t = c_inv_half @ _sqrtm_psd(c_half @ cov_s @ c_half) @ c_inv_half
+    out = (c - mu_c) @ t.T + mu_s
+    rgb = _unpixels(out, content)
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def _blend(result: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
+    return result if strength >= 1.0 else torch.lerp(content, result, strength)
+
+
+def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):
+    """Statistics of the job's style photo, computed once per job (a job has one style)."""
+    cache = state.setdefault("style_stats", {})
+    if key not in cache:
+        cache[key] = fn(style)
+    return cache[key]
+
+
+@register("reinhard", module="methods/colour.py", description="Reinhard et al. 2001 global colour transfer")
+def reinhard(content, style, *, masks=None, params, device, state):
+    space = params.get("colour_space", "lalphabeta")
+    fwd = rgb_to_lalphabeta if space == "lalphabeta" else (lambda x: x)
+
+    def stats(s):
+        p = fwd(_pixels(s))
+        return p.mean(0), p.std(0, unbiased=False)
+
+    st = _style_stats(state, ("reinhard", space), style, stats)
+    out = reinhard_transfer(content, style, space, style_stats=st)
+    return _blend(out, content, params.get("strength", 1.0))
+
+
+@register("mkl", module="methods/colour.py", description="Pitié & Kokaram 2007 linear Monge-Kantorovich colour transfer")
+def mkl(content, style, *, masks=None, params, device, state):
+    st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
+    out = mkl_transfer(content, style, eps=params.get("eps", 1e-6), style_stats=st)
+    return _blend(out, content, params.get("strength", 1.0))

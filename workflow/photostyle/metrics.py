@@ -1,0 +1,163 @@
+"""Per-image metrics and their aggregation.
+
+* ``ssim_lum``: SSIM (scikit-image, Wang et al. 2004 Gaussian window) of output and content
+  luminance: structure preservation, 1 = identical.
+* ``grad_corr``: Pearson correlation of the Sobel gradient magnitudes of output and content
+  luminance: edge preservation, 1 = same edges.
+* ``colour_dist``: sliced 1-Wasserstein distance between the output's and the style photo's
+  pixel distributions in CIELAB (scikit-image colour conversion), in Lab units; 0 = same
+  colour distribution. ``colour_dist_content`` is the same for the unmodified content photo,
+  the baseline a method should move away from.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from skimage.color import rgb2lab
+from skimage.filters import sobel
+from skimage.metrics import structural_similarity
+
+from .device import derive_seed
+from .io import read_csv_dicts, read_rgb, write_csv_atomic
+from .photo import PhotoRejected, load_photo
+from .progress import Progress
+from .stylize import limits_from
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content")
+PER_IMAGE_COLUMNS = (
+    "photo_id", "style", "method", "variant", "shard", "status", "error", *METRIC_COLUMNS,
+    "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version", "output",
+)
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    img = image.astype(np.float64) / 255.0
+    return img @ np.array([0.299, 0.587, 0.114])
+
+
+def ssim_luminance(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of the luminance of two ``(H, W, 3)`` uint8 images of equal size."""
+    la, lb = _luma(a), _luma(b)
+    win = min(7, *(s if s % 2 else s - 1 for s in la.shape))
+    if win < 3:
+        return float(np.allclose(la, lb))
+    return float(structural_similarity(la, lb, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False, win_size=win))
+
+
+def gradient_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    ga, gb = sobel(_luma(a)).ravel(), sobel(_luma(b)).ravel()
+    sa, sb = ga.std(), gb.std()
+    if sa < 1e-12 or sb < 1e-12:
+        return float(np.allclose(ga, gb))
+    return float(np.mean((ga - ga.mean()) * (gb - gb.mean())) / (sa * sb))
+
+
+def lab_sample(image: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` pixels of an ``(H, W, 3)`` uint8 image in CIELAB, ``(n, 3)``."""
+    pix = image.reshape(-1, 3)
+    if pix.shape[0] > n:
+        pix = pix[rng.choice(pix.shape[0], size=n, replace=False)]
+    return rgb2lab(pix.reshape(-1, 1, 3).astype(np.float64) / 255.0).reshape(-1, 3)
+
+
+def projections(n: int, seed: int = 0) -> np.ndarray:
+    d = np.random.default_rng(seed).normal(size=(n, 3))
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def sliced_wasserstein(x: np.ndarray, y: np.ndarray, dirs: np.ndarray, levels: int = 256) -> float:
+    """Mean over directions of the 1-Wasserstein distance between projected samples."""
+    q = (np.arange(levels) + 0.5) / levels
+    px = np.quantile(x @ dirs.T, q, axis=0)
+    py = np.quantile(y @ dirs.T, q, axis=0)
+    return float(np.abs(px - py).mean())
+
+
+def image_metrics(out: np.ndarray, content: np.ndarray, style_lab: np.ndarray, dirs: np.ndarray,
+                  n_sample: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "ssim_lum": ssim_luminance(out, content),
+        "grad_corr": gradient_correlation(out, content),
+        "colour_dist": sliced_wasserstein(lab_sample(out, n_sample, rng), style_lab, dirs),
+    }
+
+
+def run_metrics_shard(shard_table, style_table, style_id: str, indexes: list[str], settings: dict, out) -> list[dict]:
+    """Measure every output listed in ``indexes`` (raw and refined, every method) of one shard."""
+    limits = limits_from(settings)
+    m = settings["metrics"]
+    dirs = projections(m["swd_projections"], settings["seed"])
+    photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
+    style_row = next((r for r in read_csv_dicts(style_table) if r["id"] == style_id), None)
+    style_lab = None
+    if style_row is not None and style_row["status"] == "ok":
+        try:
+            style_img, _ = load_photo(style_row["path"], limits, expect_sha256=style_row["sha256"])
+            style_lab = lab_sample(style_img, m["colour_sample_pixels"], np.random.default_rng(settings["seed"]))
+        except PhotoRejected as exc:
+            log.error("style %s unusable: %s", style_id, exc)
+    entries = [row for idx in sorted(indexes) for row in read_csv_dicts(idx)]
+    by_photo: dict[str, list[dict]] = {}
+    for e in entries:
+        by_photo.setdefault(e["photo_id"], []).append(e)
+    rows = []
+    progress = Progress(len(by_photo), f"metrics {style_id}/{Path(shard_table).stem}")
+    for pid in sorted(by_photo):
+        content = baseline = None
+        if pid in photos and style_lab is not None:
+            try:
+                content, _ = load_photo(photos[pid]["path"], limits, expect_sha256=photos[pid]["sha256"])
+                rng = np.random.default_rng(derive_seed(settings["seed"], pid))
+                baseline = sliced_wasserstein(lab_sample(content, m["colour_sample_pixels"], rng), style_lab, dirs)
+            except PhotoRejected as exc:
+                log.error("photo %s unusable: %s", pid, exc)
+        for e in by_photo[pid]:
+            row = {k: e.get(k, "") for k in PER_IMAGE_COLUMNS if k in e}
+            if e["status"] == "ok" and content is not None:
+                try:
+                    vals = image_metrics(read_rgb(e["output"]), content, style_lab, dirs,
+                                         m["colour_sample_pixels"], derive_seed(settings["seed"], pid))
+                    row.update(vals, colour_dist_content=baseline)
+                except (OSError, ValueError) as exc:
+                    row.update(status="failed", error=f"metrics: {exc}")
+            rows.append(row)
+        progress.step()
+    write_csv_atomic(out, PER_IMAGE_COLUMNS, rows)
+    return rows
+
+
+def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean, median and 95th percentile of every metric per method x style x variant."""
+    ok = per_image[per_image["status"] == "ok"].copy()
+    cols = [c for c in (*METRIC_COLUMNS, "runtime_s", "peak_mem_mb") if c in ok]
+    for c in cols:
+        ok[c] = pd.to_numeric(ok[c], errors="coerce")
+    keys = ["method", "style", "variant"]
+    g = ok.groupby(keys, sort=True)[cols]
+    parts = {"mean": g.mean(), "median": g.median(), "p95": g.quantile(0.95)}
+    out = pd.concat({k: v for k, v in parts.items()}, axis=1)
+    out.columns = [f"{col}_{stat}" for stat, col in out.columns]
+    counts = per_image.groupby(keys, sort=True)["status"].agg(
+        n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s == "failed").sum()),
+        n_skipped=lambda s: int((s == "skipped").sum()))
+    prov = per_image.groupby(keys, sort=True)[["weights", "device", "code_version"]].agg(
+        lambda s: ";".join(sorted(set(map(str, s.dropna())))))
+    return counts.join(out, how="left").join(prov).reset_index()
+
+
+def aggregate(shard_files, per_image_out, summary_out) -> pd.DataFrame:
+    frames = [pd.read_csv(f, dtype=str, keep_default_na=False) for f in sorted(shard_files)]
+    per_image = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PER_IMAGE_COLUMNS)
+    per_image = per_image.sort_values(["style", "method", "variant", "photo_id"], kind="stable")
+    write_csv_atomic(per_image_out, list(per_image.columns), per_image.itertuples(index=False))
+    summary = summarise(per_image.replace("", np.nan)) if len(per_image) else pd.DataFrame()
+    write_csv_atomic(summary_out, list(summary.columns), summary.itertuples(index=False))
+    return summary

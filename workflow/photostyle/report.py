@@ -1,0 +1,116 @@
+"""Figures for the Snakemake report: image grids, metric plots and per-rule runtimes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .io import read_csv_dicts, write_bytes_atomic  # noqa: E402
+from .photo import PhotoLimits, PhotoRejected, load_photo  # noqa: E402
+
+
+def _save(fig, out) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    write_bytes_atomic(out, buf.getvalue())
+
+
+def _thumb(img: np.ndarray, px: int) -> np.ndarray:
+    im = Image.fromarray(img)
+    im.thumbnail((px, px), Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def image_grid(style_id: str, manifest, style_table, indexes: list[str], out, n_photos: int = 6,
+               thumb_px: int = 256) -> int:
+    """content | style | each method raw | each method refined, for a sample of photos."""
+    limits = PhotoLimits(max_megapixels=1e9, max_decode_megapixels=1e9)
+    photos = {r["id"]: r for r in read_csv_dicts(manifest) if r["kind"] == "content"}
+    style_row = next((r for r in read_csv_dicts(style_table) if r["id"] == style_id and r["status"] == "ok"), None)
+    outputs: dict[tuple[str, str], dict[str, dict]] = {}
+    for idx in indexes:
+        for e in read_csv_dicts(idx):
+            outputs.setdefault((e["method"], e["variant"]), {})[e["photo_id"]] = e
+    columns = sorted(outputs, key=lambda mv: (mv[1] != "raw", mv[0]))
+    ok_ids = sorted(pid for pid in photos if all(
+        outputs[c].get(pid, {}).get("status") in ("ok", "skipped") for c in columns))[:n_photos]
+    n_cols = 2 + len(columns)
+    rows = max(1, len(ok_ids))
+    fig, axes = plt.subplots(rows, n_cols, figsize=(2.2 * n_cols, 2.2 * rows + 0.4), squeeze=False)
+    style_img = None
+    if style_row is not None:
+        try:
+            style_img = _thumb(load_photo(style_row["path"], limits)[0], thumb_px)
+        except PhotoRejected:
+            style_img = None
+    titles = ["content", "style"] + [f"{m}\n{v}" + (" (random weights)" if "random" in
+             next(iter(outputs[(m, v)].values()), {}).get("weights", "") else "") for m, v in columns]
+    for ax, title in zip(axes[0], titles):
+        ax.set_title(title, fontsize=8)
+    for r, pid in enumerate(ok_ids):
+        panels = [_thumb(load_photo(photos[pid]["path"], limits)[0], thumb_px), style_img]
+        for c in columns:
+            e = outputs[c].get(pid)
+            panels.append(_thumb(np.asarray(Image.open(e["output"]).convert("RGB")), thumb_px)
+                          if e and e.get("status") == "ok" else None)
+        for ax, img in zip(axes[r], panels):
+            if img is not None:
+                ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(pid, fontsize=6)
+    if not ok_ids:
+        axes[0][0].text(0.5, 0.5, "no photos", ha="center")
+    fig.suptitle(f"style: {style_id}", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out)
+    return len(ok_ids)
+
+
+def metrics_scatter(per_image_csv, out) -> None:
+    """Structure (SSIM) against colour distance to the style, per method x variant x style."""
+    df = pd.read_csv(per_image_csv)
+    df = df[df["status"] == "ok"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if len(df):
+        g = df.groupby(["method", "variant", "style"], sort=True)[["ssim_lum", "colour_dist", "colour_dist_content"]].mean().reset_index()
+        for (method, variant), sub in g.groupby(["method", "variant"], sort=True):
+            ax.scatter(sub["colour_dist"], sub["ssim_lum"], marker="o" if variant == "raw" else "^",
+                       label=f"{method} ({variant})", s=40)
+        base = df.groupby("style")["colour_dist_content"].mean()
+        ax.scatter(base.values, np.ones(len(base)), marker="x", c="k", label="content (no transfer)")
+    ax.set_xlabel("colour distance to style (sliced Wasserstein, Lab; lower = closer)")
+    ax.set_ylabel("SSIM of luminance vs content (higher = more structure kept)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def runtime_bars(benchmark_files: list[str], out) -> None:
+    """Summed wall-clock seconds per rule from Snakemake ``benchmark:`` files."""
+    totals: dict[str, float] = {}
+    for f in benchmark_files:
+        p = Path(f)
+        try:
+            df = pd.read_csv(p, sep="\t")
+        except (OSError, pd.errors.EmptyDataError):
+            continue
+        rule = p.relative_to(p.parents[len(p.parents) - 1]).parts
+        name = next((part for part in rule if part not in ("results", "benchmarks")), p.stem)
+        totals[name] = totals.get(name, 0.0) + float(df["s"].sum())
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = sorted(totals)
+    ax.barh(names, [totals[n] for n in names])
+    ax.set_xlabel("wall-clock seconds, summed over jobs")
+    fig.tight_layout()
+    _save(fig, out)

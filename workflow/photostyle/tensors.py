@@ -1,0 +1,26 @@
+"""Conversions between ``(H, W, 3)`` uint8 arrays and ``(B, C, H, W)`` float32 tensors in [0, 1]."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` float in [0, 1] -> ``(H, W, 3)`` uint8 (clipped, rounded)."""
+    if tensor.ndim != 4 or tensor.shape[0] != 1 or tensor.shape[1] != 3:
+        raise ValueError(f"expected (1, 3, H, W), got {tuple(tensor.shape)}")
+    t = tensor.detach().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return t[0].permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of ``(B, 3, H, W)`` -> ``(B, 1, H, W)``."""
+    w = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (image * w).sum(dim=1, keepdim=True)

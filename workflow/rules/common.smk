@@ -1,0 +1,129 @@
+# Shared set-up: config validation, collection scan, settings per stage, input functions.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+# The package is pip-installed (`pip install -e .`); this keeps a plain checkout working too.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+import yaml  # noqa: E402
+from photostyle.config import canonical_json, default_config_path, validate_config  # noqa: E402
+from photostyle.collection import sync_listings  # noqa: E402
+from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
+from photostyle.provenance import stage_code_version  # noqa: E402
+from photostyle.refine import refine_settings_for  # noqa: E402
+
+if not config:  # no --configfile/--config given: the shipped default (sample data)
+    with open(default_config_path(), encoding="utf-8") as _fh:
+        config.update(yaml.safe_load(_fh) or {})
+_validated = validate_config(config)  # stops here, naming every bad key, before any job
+config.clear()
+config.update(_validated)
+
+RESULTS = "results"
+LISTS = f"{RESULTS}/ingest/lists"
+
+# Scan the collections (names, sizes, mtimes; no file is read) and refresh the listings of
+# the shards that changed. Unchanged listings keep their mtime, so nothing else reruns.
+CONTENT_SHARDS = sorted(sync_listings(config["content_dir"], f"{LISTS}/content", config["ingest"]["shard_size"]))
+STYLES = sorted(sync_listings(config["style_dir"], f"{LISTS}/style", per_file=True))
+METHODS = list(config["stylize"]["methods"])
+COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
+
+wildcard_constraints:
+    kind="content|style",
+    shard="[0-9a-f]{8}",  # content shard (see photostyle.collection)
+    style="[A-Za-z0-9_]+-[0-9a-f]{12}",  # style photo id
+    part="[0-9a-f]{8}|[A-Za-z0-9_]+-[0-9a-f]{12}",  # ingest unit: a content shard or a style
+    method="|".join(sorted(METHOD_REGISTRY)),
+
+
+def as_json(obj):
+    return canonical_json(obj)
+
+
+# --- settings carried in params: exactly the config that affects each stage's output ------
+def ingest_settings(wildcards):
+    return as_json({"ingest": config["ingest"]})
+
+
+def _limits():
+    ing = config["ingest"]
+    return {k: ing[k] for k in ("max_megapixels", "min_side", "max_decode_megapixels")}
+
+
+def stylize_settings(wildcards):
+    m = METHOD_REGISTRY[wildcards.method]
+    s = {"params": config["methods"].get(wildcards.method, {}), "seed": config["seed"],
+         "device": config["device"], "ingest": _limits()}
+    if m.weights:  # only methods with pretrained networks depend on the weights setting
+        s["weights"] = config["weights"]
+    return as_json(s)
+
+
+def stylize_code(wildcards):
+    return stage_code_version("stylize", (METHOD_REGISTRY[wildcards.method].module,))
+
+
+def refine_settings(wildcards):
+    return as_json({"refine": refine_settings_for(config["refine"], wildcards.method),
+                    "device": config["device"], "ingest": _limits()})
+
+
+def metrics_settings(wildcards):
+    return as_json({"metrics": config["metrics"], "seed": config["seed"], "ingest": _limits()})
+
+
+def report_settings(wildcards):
+    return as_json(config["report"])
+
+
+# --- paths and input functions -----------------------------------------------------------
+def ingest_table(kind, shard):
+    return f"{RESULTS}/ingest/{kind}/{shard}.csv"
+
+
+def ingest_root(wildcards):
+    return COLLECTION_ROOT[wildcards.kind]
+
+
+def index_path(stage, style, method, shard):
+    return f"{RESULTS}/{stage}/{style}/{method}/_index/{shard}.csv"
+
+
+def refine_enabled(method):
+    return refine_settings_for(config["refine"], method)["enabled"]
+
+
+def outputs_of(style, shard):
+    """Shard indexes measured by metrics: raw for every method, refined where enabled."""
+    paths = [index_path("stylized", style, m, shard) for m in METHODS]
+    paths += [index_path("refined", style, m, shard) for m in METHODS if refine_enabled(m)]
+    return paths
+
+
+def metrics_indexes(wildcards):
+    return outputs_of(wildcards.style, wildcards.shard)
+
+
+def grid_indexes(wildcards):
+    return [p for shard in CONTENT_SHARDS for p in outputs_of(wildcards.style, shard)]
+
+
+def all_ingest_tables(wildcards):
+    return [ingest_table("content", s) for s in CONTENT_SHARDS] + [ingest_table("style", s) for s in STYLES]
+
+
+def all_metric_tables(wildcards):
+    return [f"{RESULTS}/metrics/shards/{style}/{shard}.csv" for style in STYLES for shard in CONTENT_SHARDS]
+
+
+def final_targets():
+    targets = [f"{RESULTS}/manifest.csv", f"{RESULTS}/metrics/per_image.csv",
+               f"{RESULTS}/report/metrics_scatter.png", f"{RESULTS}/report/runtimes.png"]
+    targets += [f"{RESULTS}/report/grid_{style}.png" for style in STYLES]
+    return targets

@@ -1,0 +1,32 @@
+rule ingest:
+    """Validate the files of one shard listing: each one accepted or rejected with a reason."""
+    input:
+        listing=f"{LISTS}/{{kind}}/{{part}}.csv",
+    output:
+        f"{RESULTS}/ingest/{{kind}}/{{part}}.csv",
+    params:
+        settings=ingest_settings,
+        root=ingest_root,
+        code=stage_code_version("ingest"),
+    log:
+        f"{RESULTS}/logs/ingest/{{kind}}/{{part}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ingest/{{kind}}/{{part}}.tsv"
+    shell:
+        "photostyle ingest --listing {input.listing:q} --root {params.root:q} --kind {wildcards.kind}"
+        " --shard {wildcards.part} --settings {params.settings:q} --out {output:q} 2> {log:q}"
+
+
+rule manifest:
+    """Every input path lands in exactly one of manifest.csv and rejected.csv."""
+    input:
+        all_ingest_tables,
+    output:
+        manifest=f"{RESULTS}/manifest.csv",
+        rejected=report(f"{RESULTS}/rejected.csv", caption="../report/rejected.rst", category="Ingest"),
+    log:
+        f"{RESULTS}/logs/manifest/manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/manifest/manifest.tsv"
+    shell:
+        "photostyle manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"

@@ -1,0 +1,34 @@
+rule report_grid:
+    """content | style | each method raw | refined, for a sample of the collection."""
+    input:
+        manifest=f"{RESULTS}/manifest.csv",
+        style=ingest_table("style", "{style}"),
+        indexes=grid_indexes,
+    output:
+        report(f"{RESULTS}/report/grid_{{style}}.png", caption="../report/grid.rst",
+               category="Images", subcategory="{style}"),
+    params:
+        settings=report_settings,
+        code=stage_code_version("report"),
+    log:
+        f"{RESULTS}/logs/report_grid/{{style}}.log",
+    shell:
+        "photostyle grid --style {wildcards.style} --manifest {input.manifest:q} --style-table {input.style:q}"
+        " --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
+
+
+rule report_plots:
+    """Structure vs colour distance per method; summed runtime per rule (benchmark files)."""
+    input:
+        per_image=f"{RESULTS}/metrics/per_image.csv",
+    output:
+        scatter=report(f"{RESULTS}/report/metrics_scatter.png", caption="../report/scatter.rst", category="Metrics"),
+        runtimes=report(f"{RESULTS}/report/runtimes.png", caption="../report/runtimes.rst", category="Runtime"),
+    params:
+        code=stage_code_version("report"),
+        benchmarks=f"{RESULTS}/benchmarks",
+    log:
+        f"{RESULTS}/logs/report_plots/plots.log",
+    shell:
+        "photostyle plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
+        " --runtimes {output.runtimes:q} $(find {params.benchmarks:q} -name '*.tsv' | sort) 2> {log:q}"

@@ -1,0 +1,15 @@
+localrules:
+    manifest,
+    fetch_weights,
+    report_plots,
+
+
+rule fetch_weights:
+    """Download and verify every registered pretrained weight file, on a machine with
+    internet (a cluster's login node), so compute nodes can run offline."""
+    output:
+        f"{config['weights']['dir']}/SHA256SUMS",
+    log:
+        f"{RESULTS}/logs/fetch_weights/fetch.log",
+    shell:
+        "photostyle fetch-weights --weights-dir {config[weights][dir]:q} all 2> {log:q}"
