@@ -18,16 +18,11 @@ def _settings(text: str) -> dict:
     return json.loads(text) if text else {}
 
 
-def _limits(s: dict) -> PhotoLimits:
-    ing = s["ingest"]
-    return PhotoLimits(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"])
-
-
 def cmd_ingest(a):
     from .ingest import ingest_listing
 
     s = _settings(a.settings)
-    ingest_listing(a.listing, a.root, a.kind, a.shard, _limits(s), a.out)
+    ingest_listing(a.listing, a.root, a.kind, a.shard, PhotoLimits.from_settings(s), a.out)
 
 
 def cmd_manifest(a):

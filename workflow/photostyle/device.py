@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 
@@ -35,12 +34,6 @@ def make_deterministic() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
-
-
-def derive_seed(seed: int, *parts: str) -> int:
-    """A per-item seed that does not depend on which other items share the job."""
-    digest = hashlib.sha256("/".join([str(seed), *parts]).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 def seed_everything(seed: int) -> None:

@@ -21,11 +21,9 @@ from skimage.color import rgb2lab
 from skimage.filters import sobel
 from skimage.metrics import structural_similarity
 
-from .device import derive_seed
 from .io import read_csv_dicts, read_rgb, write_csv_atomic
-from .photo import PhotoRejected, load_photo
+from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
 from .progress import Progress
-from .stylize import limits_from
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ def image_metrics(out: np.ndarray, content: np.ndarray, style_lab: np.ndarray, d
 
 def run_metrics_shard(shard_table, style_table, style_id: str, indexes: list[str], settings: dict, out) -> list[dict]:
     """Measure every output listed in ``indexes`` (raw and refined, every method) of one shard."""
-    limits = limits_from(settings)
+    limits = PhotoLimits.from_settings(settings)
     m = settings["metrics"]
     dirs = projections(m["swd_projections"], settings["seed"])
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}

@@ -28,6 +28,12 @@ class PhotoLimits:
     min_side: int = 16  # smaller photos are rejected
     max_decode_megapixels: float = 250.0  # larger declared sizes are decompression bombs
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> "PhotoLimits":
+        """From a stage's settings object (its ``ingest`` sub-tree)."""
+        ing = settings["ingest"]
+        return cls(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"])
+
 
 @dataclass(frozen=True)
 class PhotoInfo:
@@ -44,6 +50,12 @@ class PhotoInfo:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def derive_seed(seed: int, *parts: str) -> int:
+    """A per-item seed that does not depend on which other items share the job."""
+    digest = hashlib.sha256("/".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def _composite_on_white(im: Image.Image) -> Image.Image:

@@ -16,9 +16,9 @@ from .config import config_hash
 from .device import describe_device, make_deterministic, select_device
 from .domain_transform import detail_transfer
 from .io import read_csv_dicts, read_rgb, write_csv_atomic, write_png_atomic
-from .photo import PhotoRejected, load_photo
+from .photo import PhotoLimits, PhotoRejected, load_photo
 from .progress import Progress
-from .stylize import INDEX_COLUMNS, limits_from, peak_memory_mb
+from .stylize import INDEX_COLUMNS, peak_memory_mb
 from .tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def refine_settings_for(refine_cfg: dict, method: str) -> dict:
 def run_refine_shard(shard_table, stylize_index, settings: dict, out_dir, index_out, code_version: str) -> list[dict]:
     make_deterministic()
     device = select_device(settings["device"])
-    limits = limits_from(settings)
+    limits = PhotoLimits.from_settings(settings)
     rs = settings["refine"]
     chash = config_hash(settings)
     dev_desc = describe_device(device)

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from .config import config_hash
-from .device import derive_seed, describe_device, make_deterministic, seed_everything, select_device
+from .device import describe_device, make_deterministic, seed_everything, select_device
 from .io import read_csv_dicts, write_csv_atomic, write_png_atomic
 from .methods import get_method
-from .photo import PhotoLimits, PhotoRejected, load_photo
+from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
 from .progress import Progress
 from .tensors import to_tensor, to_uint8
 
@@ -34,11 +34,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def limits_from(settings: dict) -> PhotoLimits:
-    ing = settings["ingest"]
-    return PhotoLimits(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"])
 
 
 def find_style(style_table: str | Path, style_id: str) -> dict | None:
@@ -68,7 +63,7 @@ def run_stylize_shard(shard_table, style_table, style_id: str, method_name: str,
     make_deterministic()
     method = get_method(method_name)
     device = select_device(settings["device"])
-    limits = limits_from(settings)
+    limits = PhotoLimits.from_settings(settings)
     params = settings["params"]
     chash = config_hash(settings)
     dev_desc = describe_device(device)
@@ -77,7 +72,7 @@ def run_stylize_shard(shard_table, style_table, style_id: str, method_name: str,
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
     shard = Path(shard_table).stem
     style, style_error = load_style(style_table, style_id, limits, device)
-    base = {"style": style_id, "method": method_name, "variant": "raw", "shard": shard,
+    base = {**dict.fromkeys(INDEX_COLUMNS, ""), "style": style_id, "method": method_name, "variant": "raw", "shard": shard,
             "device": dev_desc, "weights": weights_prov, "config_hash": chash, "code_version": code_version}
     state: dict = {}
     rows = []

@@ -8,7 +8,7 @@ import torch
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    t = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(device)  # PIL arrays are read-only
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 

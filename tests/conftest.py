@@ -1,0 +1,85 @@
+"""Shared test helpers: small images the tests make themselves, and a Snakemake runner."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+
+def smooth_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A photo-like (H, W, 3) uint8 image: smooth colour gradients plus mild texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([
+        0.5 + 0.4 * np.sin(3 * xx + rng.uniform(0, 6)),
+        0.5 + 0.4 * np.cos(2 * yy + rng.uniform(0, 6)),
+        0.5 + 0.3 * np.sin(2 * (xx + yy) + rng.uniform(0, 6)),
+    ], axis=-1)
+    base += rng.normal(0, 0.03, size=base.shape)
+    return (np.clip(base, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save(img: np.ndarray, path: Path, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, **kw)
+    return path
+
+
+@pytest.fixture
+def tiny_collection(tmp_path):
+    """3 content photos, 2 styles and one broken file, plus a config for them."""
+    content, styles = tmp_path / "photos", tmp_path / "styles"
+    for i, (h, w) in enumerate([(40, 56), (48, 40), (36, 60)]):
+        save(smooth_photo(h, w, seed=i), content / f"photo {i}.jpg", quality=95)
+    (content / "broken.jpg").write_bytes(b"this is not a jpeg")
+    warm = smooth_photo(40, 40, seed=10).astype(float) * [1.1, 0.9, 0.6]
+    save(np.clip(warm, 0, 255).astype(np.uint8), styles / "warm.png")
+    cool = smooth_photo(40, 40, seed=11).astype(float) * [0.6, 0.9, 1.1]
+    save(np.clip(cool, 0, 255).astype(np.uint8), styles / "cool.png")
+    cfg = {
+        "content_dir": str(content), "style_dir": str(styles),
+        "ingest": {"shard_size": 100},
+        "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16},
+        "report": {"grid_photos": 2, "thumb_px": 64},
+        "device": "cpu",
+    }
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return tmp_path, cfg_path, cfg
+
+
+def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(configfile), *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a ``snakemake -n`` run would execute."""
+    jobs, rule = [], None
+    for line in dry_run_output.splitlines():
+        s = line.strip()
+        if s.startswith(("rule ", "localrule ")) and s.endswith(":"):
+            rule = s.split()[1].rstrip(":")
+            jobs.append((rule, {}))
+        elif s.startswith("wildcards:") and jobs:
+            for part in s[len("wildcards:"):].split(","):
+                k, _, v = part.strip().partition("=")
+                jobs[-1][1][k] = v
+    return jobs

@@ -1,0 +1,69 @@
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+from photostyle.config import ConfigError, config_hash, load_config, load_schema, validate_config
+from photostyle.methods import REGISTRY
+
+
+def test_default_config_is_valid_and_complete():
+    cfg = load_config(REPO / "config" / "config.yaml")
+    assert cfg["stylize"]["methods"] == ["reinhard", "mkl"]
+    assert cfg["refine"]["sigma_spatial"] == 60
+
+
+def test_defaults_fill_an_empty_config():
+    cfg = validate_config({})
+    assert cfg["ingest"]["shard_size"] == 500 and cfg["weights"]["mode"] == "auto"
+    assert cfg["methods"]["mkl"]["eps"] == 1e-6
+
+
+def test_schema_method_names_match_registry():
+    schema = load_schema()["properties"]
+    assert set(schema["stylize"]["properties"]["methods"]["items"]["enum"]) == set(REGISTRY)
+    assert set(schema["methods"]["properties"]) == set(REGISTRY)
+    assert set(schema["refine"]["properties"]["per_method"]["propertyNames"]["enum"]) == set(REGISTRY)
+
+
+def test_misspelled_key_is_named_with_suggestion():
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"refine": {"sigma_spacial": 30}})
+    msg = str(exc.value)
+    assert "refine.sigma_spacial" in msg and "Did you mean 'sigma_spatial'" in msg
+    assert "Allowed keys here:" in msg and "iterations" in msg
+
+
+def test_unknown_method_lists_allowed_values():
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"stylize": {"methods": ["mlk"]}})
+    msg = str(exc.value)
+    assert "stylize.methods[0]" in msg and "'mlk'" in msg and "Allowed values: reinhard, mkl" in msg
+
+
+def test_wrong_type_and_range_are_named():
+    with pytest.raises(ConfigError, match=r"ingest\.shard_size"):
+        validate_config({"ingest": {"shard_size": "500"}})
+    with pytest.raises(ConfigError, match=r"methods\.mkl\.strength"):
+        validate_config({"methods": {"mkl": {"strength": 2}}})
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"seeed": 1, "device": "gpu"})
+    assert "seeed" in str(exc.value) and "device" in str(exc.value)
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_snakemake_stops_on_bad_config_before_any_job(tiny_collection):
+    workdir, cfg_path, cfg = tiny_collection
+    cfg["refine"] = {"sigma_spacial": 30}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(workdir, cfg_path, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "refine.sigma_spacial" in out and "sigma_spatial" in out
+    assert not (workdir / "results" / "ingest" / "content").exists()

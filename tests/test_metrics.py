@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
+
+from conftest import smooth_photo
+from photostyle.metrics import (
+    gradient_correlation, lab_sample, projections, sliced_wasserstein, ssim_luminance, summarise,
+)
+
+
+def _dist(a, b, seed=0):
+    rng = np.random.default_rng(seed)
+    return sliced_wasserstein(lab_sample(a, 4096, rng), lab_sample(b, 4096, np.random.default_rng(seed)), projections(32))
+
+
+def test_identical_images():
+    img = smooth_photo(40, 50)
+    assert ssim_luminance(img, img) == 1.0
+    assert gradient_correlation(img, img) > 0.999999
+    assert _dist(img, img) == 0.0
+
+
+def test_colour_shift_increases_distance_monotonically():
+    img = smooth_photo(40, 50)
+    dists = []
+    for k in (0, 10, 20, 40, 80):
+        shifted = np.clip(img.astype(int) + [k, 0, -k // 2], 0, 255).astype(np.uint8)
+        dists.append(_dist(shifted, img))
+    assert dists[0] == 0 and all(b > a for a, b in zip(dists, dists[1:]))
+
+
+def test_blur_lowers_ssim_and_gradient_correlation():
+    img = smooth_photo(60, 60)
+    img[20:40, 20:40] = 255  # an edge to lose
+    prev_ssim, prev_gc = 1.0, 1.0
+    for sigma in (0.7, 1.5, 3.0):
+        blurred = np.stack([gaussian_filter(img[..., c].astype(float), sigma) for c in range(3)], -1)
+        blurred = np.clip(blurred, 0, 255).round().astype(np.uint8)
+        s, g = ssim_luminance(blurred, img), gradient_correlation(blurred, img)
+        assert s < prev_ssim and g < prev_gc
+        prev_ssim, prev_gc = s, g
+
+
+def test_summary_aggregates_a_known_table():
+    rows = []
+    vals = {"a": [0.1, 0.2, 0.3, 0.9], "b": [1.0, 2.0]}
+    for method, xs in vals.items():
+        for i, x in enumerate(xs):
+            rows.append({"photo_id": f"p{i}", "style": "s", "method": method, "variant": "raw",
+                         "status": "ok", "ssim_lum": x, "grad_corr": 1.0, "colour_dist": 2 * x,
+                         "colour_dist_content": 5.0, "runtime_s": 1.0, "peak_mem_mb": 10.0,
+                         "weights": "none", "device": "cpu", "code_version": "v"})
+    rows.append({**rows[0], "photo_id": "bad", "status": "failed", "ssim_lum": np.nan})
+    s = summarise(pd.DataFrame(rows)).set_index("method")
+    a = np.array(vals["a"])
+    assert s.loc["a", "ssim_lum_mean"] == np.mean(a)
+    assert s.loc["a", "ssim_lum_median"] == np.median(a)
+    assert np.isclose(s.loc["a", "ssim_lum_p95"], np.quantile(a, 0.95))
+    assert np.isclose(s.loc["b", "colour_dist_mean"], 3.0)
+    assert (s.loc["a", "n_ok"], s.loc["a", "n_failed"], s.loc["b", "n_failed"]) == (4, 1, 0)

@@ -1,0 +1,152 @@
+"""Full Snakemake runs on tiny data in a temporary directory (the README test command runs these).
+
+One real run of the whole chain (ingest -> stylize -> refine -> metrics -> report), then
+dry runs that check what a change reruns.
+"""
+
+import copy
+import hashlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run_snakemake, save, scheduled_jobs, smooth_photo
+from photostyle.io import read_csv_dicts, read_png_text
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    content, styles = tmp / "photos", tmp / "styles"
+    for i, (h, w) in enumerate([(40, 56), (48, 40), (36, 60)]):
+        save(smooth_photo(h, w, seed=i), content / f"photo {i}.jpg", quality=95)
+    (content / "broken.jpg").write_bytes(b"this is not a jpeg")
+    warm = np.clip(smooth_photo(40, 40, seed=10) * np.array([1.1, 0.9, 0.6]), 0, 255).astype(np.uint8)
+    cool = np.clip(smooth_photo(40, 40, seed=11) * np.array([0.6, 0.9, 1.1]), 0, 255).astype(np.uint8)
+    save(warm, styles / "warm.png")
+    save(cool, styles / "cool.png")
+    cfg = {
+        "content_dir": str(content), "style_dir": str(styles), "device": "cpu",
+        "ingest": {"shard_size": 2},
+        "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16},
+        "report": {"grid_photos": 2, "thumb_px": 64},
+    }
+    cfg_path = tmp / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run_snakemake(tmp, cfg_path, "--cores", "2")
+    return tmp, cfg_path, cfg
+
+
+def _dry_run(tmp, cfg, name):
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return scheduled_jobs(run_snakemake(tmp, path, "-n", "--cores", "1").stdout)
+
+
+def _digests(results):
+    """sha256 of every stylised and refined image, keyed by its path under results/."""
+    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for stage in ("stylized", "refined") for p in sorted((results / stage).rglob("*.png"))}
+
+
+def test_every_input_accounted_for(pipeline):
+    tmp, _, cfg = pipeline
+    manifest = read_csv_dicts(tmp / "results" / "manifest.csv")
+    rejected = read_csv_dicts(tmp / "results" / "rejected.csv")
+    assert sorted(r["relpath"] for r in manifest if r["kind"] == "content") == [f"photo {i}.jpg" for i in range(3)]
+    assert [(r["relpath"], r["kind"]) for r in rejected] == [("broken.jpg", "content")]
+    assert "not an image" in rejected[0]["reason"]
+    assert len({r["shard"] for r in manifest if r["kind"] == "content"}) == 2
+
+
+def test_metrics_tables_cover_every_output(pipeline):
+    tmp, _, _ = pipeline
+    per_image = pd.read_csv(tmp / "results" / "metrics" / "per_image.csv")
+    assert len(per_image) == 3 * 2 * 2 * 2  # photos x styles x methods x {raw, refined}
+    assert (per_image["status"] == "ok").all()
+    assert per_image["ssim_lum"].between(0, 1).all()
+    # every method moved the colours towards the style
+    assert (per_image["colour_dist"] < per_image["colour_dist_content"]).mean() > 0.9
+    assert set(per_image["weights"]) == {"none"} and per_image["device"].str.startswith("cpu").all()
+    summary = pd.read_csv(tmp / "results" / "metrics" / "summary.csv")
+    assert len(summary) == 2 * 2 * 2 and (summary["n_ok"] == 3).all()
+
+
+def test_outputs_browsable_with_provenance(pipeline):
+    tmp, _, _ = pipeline
+    pngs = sorted((tmp / "results" / "stylized").glob("*/*/*.png"))
+    assert len(pngs) == 3 * 2 * 2
+    text = read_png_text(pngs[0])
+    assert {"photostyle:config_hash", "photostyle:code_version", "photostyle:weights", "photostyle:device"} <= set(text)
+    assert len(list((tmp / "results" / "refined").glob("*/*/*.png"))) == 12
+    for style in ("warm", "cool"):
+        assert len(list((tmp / "results" / "report").glob(f"grid_{style}-*.png"))) == 1
+    assert (tmp / "results" / "report" / "metrics_scatter.png").stat().st_size > 1000
+    # no temporary files left behind by atomic writes
+    assert not [p for p in (tmp / "results").rglob(".*.tmp*")]
+
+
+def test_complete_run_has_nothing_left_to_do(pipeline):
+    tmp, cfg_path, cfg = pipeline
+    assert _dry_run(tmp, cfg, "same") == []
+
+
+def test_method_parameter_change_reruns_only_that_method(pipeline):
+    tmp, _, cfg = pipeline
+    changed = copy.deepcopy(cfg)
+    changed["methods"] = {"mkl": {"eps": 1e-4}}
+    jobs = _dry_run(tmp, changed, "mkl_eps")
+    rules = {r for r, _ in jobs}
+    assert "ingest" not in rules
+    stylize = [w for r, w in jobs if r == "stylize"]
+    assert len(stylize) == 2 * 2 and {w["method"] for w in stylize} == {"mkl"}
+    assert {w["method"] for r, w in jobs if r == "refine"} == {"mkl"}
+    assert {"metrics", "aggregate_metrics"} <= rules
+
+
+def test_refine_setting_change_does_not_rerun_stylisation(pipeline):
+    tmp, _, cfg = pipeline
+    changed = copy.deepcopy(cfg)
+    changed["refine"] = {"sigma_spatial": 30}
+    rules = [r for r, _ in _dry_run(tmp, changed, "refine_sigma")]
+    assert "stylize" not in rules and "ingest" not in rules
+    assert rules.count("refine") == 2 * 2 * 2 and "metrics" in rules
+    per_method = copy.deepcopy(cfg)
+    per_method["refine"] = {"per_method": {"reinhard": {"iterations": 2}}}
+    jobs = _dry_run(tmp, per_method, "refine_reinhard")
+    assert {w["method"] for r, w in jobs if r == "refine"} == {"reinhard"}
+    assert "stylize" not in {r for r, _ in jobs}
+
+
+def test_adding_a_photo_schedules_one_shard_per_stage(pipeline):
+    tmp, _, cfg = pipeline
+    extra = tmp / "photos" / "added.jpg"
+    save(smooth_photo(30, 30, seed=5), extra, quality=95)
+    try:
+        jobs = _dry_run(tmp, cfg, "added")
+    finally:
+        extra.unlink()
+    ingest = [w for r, w in jobs if r == "ingest"]
+    assert len(ingest) == 1 and ingest[0]["kind"] == "content"
+    for stage in ("stylize", "refine", "metrics"):
+        shards = {w["shard"] for r, w in jobs if r == stage}
+        assert len(shards) == 1, (stage, shards)
+    # and after removing it again, the listing is back and nothing is stale
+    assert [r for r, _ in _dry_run(tmp, cfg, "removed") if r == "stylize"] == []
+
+
+def test_rerun_is_byte_identical_and_report_builds(pipeline):
+    tmp, cfg_path, _ = pipeline
+    before = _digests(tmp / "results")
+    run_snakemake(tmp, cfg_path, "--cores", "2", "--forcerun", "stylize")
+    after = _digests(tmp / "results")
+    assert before == after and len(before) == 24
+    report = tmp / "report.html"
+    run_snakemake(tmp, cfg_path, "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 10_000
+    for needle in ("grid_warm", "grid_cool", "metrics_scatter", "rejected.csv", "per_image.csv"):
+        assert needle in html, needle
