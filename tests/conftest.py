@@ -60,10 +60,11 @@ def tiny_collection(tmp_path):
     return tmp_path, cfg_path, cfg
 
 
-def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(configfile), *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow"), **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

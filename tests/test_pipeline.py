@@ -77,11 +77,11 @@ def test_metrics_tables_cover_every_output(pipeline):
 
 def test_outputs_browsable_with_provenance(pipeline):
     tmp, _, _ = pipeline
-    pngs = sorted((tmp / "results" / "stylized").glob("*/*/*.png"))
+    pngs = sorted((tmp / "results" / "stylized").glob("*-*/*/*.png"))
     assert len(pngs) == 3 * 2 * 2
     text = read_png_text(pngs[0])
     assert {"photostyle:config_hash", "photostyle:code_version", "photostyle:weights", "photostyle:device"} <= set(text)
-    assert len(list((tmp / "results" / "refined").glob("*/*/*.png"))) == 12
+    assert len(list((tmp / "results" / "refined").glob("*-*/*/*.png"))) == 12
     for style in ("warm", "cool"):
         assert len(list((tmp / "results" / "report").glob(f"grid_{style}-*.png"))) == 1
     assert (tmp / "results" / "report" / "metrics_scatter.png").stat().st_size > 1000
@@ -102,7 +102,7 @@ def test_method_parameter_change_reruns_only_that_method(pipeline):
     rules = {r for r, _ in jobs}
     assert "ingest" not in rules
     stylize = [w for r, w in jobs if r == "stylize"]
-    assert len(stylize) == 2 * 2 and {w["method"] for w in stylize} == {"mkl"}
+    assert len(stylize) == 2 and {w["method"] for w in stylize} == {"mkl"}  # one per shard
     assert {w["method"] for r, w in jobs if r == "refine"} == {"mkl"}
     assert {"metrics", "aggregate_metrics"} <= rules
 
@@ -113,7 +113,7 @@ def test_refine_setting_change_does_not_rerun_stylisation(pipeline):
     changed["refine"] = {"sigma_spatial": 30}
     rules = [r for r, _ in _dry_run(tmp, changed, "refine_sigma")]
     assert "stylize" not in rules and "ingest" not in rules
-    assert rules.count("refine") == 2 * 2 * 2 and "metrics" in rules
+    assert rules.count("refine") == 2 * 2 and "metrics" in rules  # methods x shards
     per_method = copy.deepcopy(cfg)
     per_method["refine"] = {"per_method": {"reinhard": {"iterations": 2}}}
     jobs = _dry_run(tmp, per_method, "refine_reinhard")
@@ -138,12 +138,38 @@ def test_adding_a_photo_schedules_one_shard_per_stage(pipeline):
     assert [r for r, _ in _dry_run(tmp, cfg, "removed") if r == "stylize"] == []
 
 
+def test_adding_a_style_computes_only_that_style(pipeline):
+    tmp, cfg_path, _ = pipeline
+    before = _digests(tmp / "results")
+    extra = tmp / "styles" / "mono.png"
+    save(np.repeat(smooth_photo(30, 30, seed=12)[..., :1], 3, axis=2), extra)
+    try:
+        run_snakemake(tmp, cfg_path, "--cores", "2")
+        rows = pd.concat([pd.read_csv(p) for p in (tmp / "results" / "stylized" / "_index").rglob("*.csv")])
+        new = rows["style"].str.startswith("mono-")
+        assert (rows.loc[new, "cached"] == 0).all() and (rows.loc[~new, "cached"] == 1).all()
+        after = _digests(tmp / "results")
+        assert {k: v for k, v in after.items() if not k.split("/")[1].startswith("mono-")} == before
+        assert len(after) == len(before) + 12
+    finally:
+        extra.unlink()
+        for stage in ("stylized", "refined"):
+            shutil.rmtree(tmp / "results" / stage / next(p.name for p in (tmp / "results" / stage).glob("mono-*")))
+        run_snakemake(tmp, cfg_path, "--cores", "2")
+
+
 def test_rerun_is_byte_identical_and_report_builds(pipeline):
     tmp, cfg_path, _ = pipeline
     before = _digests(tmp / "results")
+    for stage in ("stylized", "refined"):
+        shutil.rmtree(tmp / "results" / stage)
     run_snakemake(tmp, cfg_path, "--cores", "2", "--forcerun", "stylize")
-    after = _digests(tmp / "results")
-    assert before == after and len(before) == 24
+    assert _digests(tmp / "results") == before and len(before) == 24
+    # forced recomputation over existing images (reuse switched off) gives the same bytes
+    run_snakemake(tmp, cfg_path, "--cores", "2", "--forcerun", "stylize", env={"PHOTOSTYLE_RECOMPUTE": "1"})
+    rows = pd.read_csv(next((tmp / "results" / "stylized" / "_index").rglob("*.csv")))
+    assert (rows["cached"] == 0).all()
+    assert _digests(tmp / "results") == before
     report = tmp / "report.html"
     run_snakemake(tmp, cfg_path, "--report", str(report))
     html = report.read_text(errors="replace")

@@ -36,10 +36,11 @@ def shard(tmp_path):
 
 
 def _run(tmp_path, style_id, settings, tag):
-    out = tmp_path / f"out_{tag}"
-    rows = run_stylize_shard(tmp_path / "content.csv", tmp_path / f"{style_id}.csv", style_id, "mkl",
-                             settings, out, out / "index.csv", "test")
-    return out, rows
+    root = tmp_path / f"out_{tag}"
+    index = root / "_index" / "mkl" / "shard.csv"
+    rows = run_stylize_shard(tmp_path / "content.csv", [tmp_path / f"{style_id}.csv"], "mkl",
+                             settings, root, index, "test")
+    return root / style_id / "mkl", rows
 
 
 def _digests(folder):
@@ -76,10 +77,31 @@ def test_rejected_style_skips_with_reason(shard):
 
 def test_refine_stage_writes_refined_outputs(shard):
     tmp_path, _, ids, settings, cfg = shard
-    out, _ = _run(tmp_path, ids["style.png"], settings, "e")
+    sid = ids["style.png"]
+    _run(tmp_path, sid, settings, "e")
     rsettings = {"refine": {k: v for k, v in cfg["refine"].items() if k != "per_method"},
                  "device": "cpu", "ingest": cfg["ingest"]}
-    rows = run_refine_shard(tmp_path / "content.csv", out / "index.csv", rsettings, tmp_path / "ref",
-                            tmp_path / "ref" / "index.csv", "test")
+    index = tmp_path / "ref" / "_index" / "mkl" / "shard.csv"
+    rows = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_e" / "_index" / "mkl" / "shard.csv",
+                            rsettings, tmp_path / "ref", index, "test")
     assert [r["variant"] for r in rows] == ["refined"] * 3 and {r["status"] for r in rows} == {"ok"}
-    assert read_png_text(tmp_path / "ref" / f"{rows[0]['photo_id']}.png")["photostyle:variant"] == "refined"
+    out = tmp_path / "ref" / sid / "mkl" / f"{rows[0]['photo_id']}.png"
+    assert read_png_text(out)["photostyle:variant"] == "refined"
+
+
+def test_valid_outputs_are_reused_and_invalid_ones_recomputed(shard):
+    tmp_path, _, ids, settings, _ = shard
+    sid = ids["style.png"]
+    out, rows = _run(tmp_path, sid, settings, "f")
+    assert [r["cached"] for r in rows] == [0, 0, 0]
+    first = _digests(out)
+    # a job killed halfway: one image missing, one half-written by something else
+    (out / f"{rows[0]['photo_id']}.png").unlink()
+    (out / f"{rows[1]['photo_id']}.png").write_bytes(b"garbage")
+    _, again = _run(tmp_path, sid, settings, "f")
+    assert [r["cached"] for r in again] == [0, 0, 1]
+    assert again[2]["runtime_s"] == rows[2]["runtime_s"]  # taken from the ledger
+    assert _digests(out) == first
+    # another parameter value: nothing is reused
+    _, changed = _run(tmp_path, sid, {**settings, "params": {**settings["params"], "strength": 0.5}}, "f")
+    assert [r["cached"] for r in changed] == [0, 0, 0]

@@ -35,20 +35,20 @@ def cmd_manifest(a):
 def cmd_stylize(a):
     from .stylize import run_stylize_shard
 
-    run_stylize_shard(a.shard_table, a.style_table, a.style, a.method, _settings(a.settings),
-                      a.out_dir, a.index, a.code_version)
+    run_stylize_shard(a.shard_table, a.style_tables, a.method, _settings(a.settings),
+                      a.out_root, a.index, a.code_version)
 
 
 def cmd_refine(a):
     from .refine import run_refine_shard
 
-    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_dir, a.index, a.code_version)
+    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_root, a.index, a.code_version)
 
 
 def cmd_metrics(a):
     from .metrics import run_metrics_shard
 
-    run_metrics_shard(a.shard_table, a.style_table, a.style, a.indexes, _settings(a.settings), a.out)
+    run_metrics_shard(a.shard_table, a.style_tables, a.indexes, _settings(a.settings), a.out)
 
 
 def cmd_aggregate(a):
@@ -110,20 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("tables", nargs="*")
     s.set_defaults(fn=cmd_manifest)
 
-    s = sub.add_parser("stylize", help="stylise one shard with one style and one method")
-    for opt in ("--shard-table", "--style-table", "--style", "--method", "--settings", "--out-dir", "--index", "--code-version"):
+    s = sub.add_parser("stylize", help="stylise one shard with one method, every style")
+    for opt in ("--shard-table", "--method", "--settings", "--out-root", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--style-tables", nargs="+", required=True)
     s.set_defaults(fn=cmd_stylize)
 
     s = sub.add_parser("refine", help="domain-transform detail refinement of one stylised shard")
-    for opt in ("--shard-table", "--stylize-index", "--settings", "--out-dir", "--index", "--code-version"):
+    for opt in ("--shard-table", "--stylize-index", "--settings", "--out-root", "--index", "--code-version"):
         s.add_argument(opt, required=True)
     s.set_defaults(fn=cmd_refine)
 
-    s = sub.add_parser("metrics", help="per-image metrics of one shard and style")
-    for opt in ("--shard-table", "--style-table", "--style", "--settings", "--out"):
+    s = sub.add_parser("metrics", help="per-image metrics of one shard (all styles and methods)")
+    for opt in ("--shard-table", "--settings", "--out"):
         s.add_argument(opt, required=True)
-    s.add_argument("indexes", nargs="+")
+    s.add_argument("--style-tables", nargs="+", required=True)
+    s.add_argument("--indexes", nargs="+", required=True)
     s.set_defaults(fn=cmd_metrics)
 
     s = sub.add_parser("aggregate", help="per_image.csv and summary.csv from shard metrics")

@@ -42,7 +42,9 @@ class Entry:
 
 
 def _norm(relpath: str) -> str:
-    return unicodedata.normalize("NFC", relpath.replace(os.sep, "/"))
+    if os.sep != "/":
+        relpath = relpath.replace(os.sep, "/")
+    return relpath if relpath.isascii() else unicodedata.normalize("NFC", relpath)
 
 
 def photo_id(relpath: str) -> str:
@@ -87,24 +89,22 @@ def scan_collection(root: str | os.PathLike) -> list[Entry]:
     if not root.is_dir():
         return []
     entries: list[Entry] = []
-    stack = [root]
+    stack = [(str(root), "")]  # (folder, its path relative to root with a trailing "/")
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         with os.scandir(folder) as it:
             for de in it:
                 try:
                     if de.is_dir(follow_symlinks=False):
-                        stack.append(Path(de.path))
+                        stack.append((de.path, f"{prefix}{de.name}/"))
                         continue
                     if not de.is_file(follow_symlinks=True):
                         continue
                     st = de.stat(follow_symlinks=True)
+                    size, mtime = st.st_size, st.st_mtime_ns
                 except OSError:
-                    st = None  # broken link or vanished file: ingest will report it
-                rel = os.path.relpath(de.path, root)
-                entries.append(
-                    Entry(_norm(rel), st.st_size if st else -1, st.st_mtime_ns if st else -1)
-                )
+                    size = mtime = -1  # broken link or vanished file: ingest will report it
+                entries.append(Entry(_norm(prefix + de.name), size, mtime))
     entries.sort(key=lambda e: e.relpath)
     return entries
 

@@ -111,3 +111,9 @@ def canonical_json(obj: Any) -> str:
 def config_hash(obj: Any) -> str:
     """Short, stable hash of a config sub-tree (key order does not matter)."""
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:12]
+
+
+def refine_settings_for(refine_cfg: dict, method: str) -> dict:
+    """The effective refinement settings of one method (global keys + per-method override)."""
+    base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
+    return {**base, **refine_cfg.get("per_method", {}).get(method, {})}

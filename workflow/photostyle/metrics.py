@@ -88,42 +88,53 @@ def image_metrics(out: np.ndarray, content: np.ndarray, style_lab: np.ndarray, d
     }
 
 
-def run_metrics_shard(shard_table, style_table, style_id: str, indexes: list[str], settings: dict, out) -> list[dict]:
-    """Measure every output listed in ``indexes`` (raw and refined, every method) of one shard."""
+def _style_samples(style_tables, limits, n_sample: int, seed: int) -> dict[str, np.ndarray | None]:
+    """Lab pixel samples of every usable style photo (``None`` for a rejected one)."""
+    samples = {}
+    for table in style_tables:
+        for row in read_csv_dicts(table):
+            samples[row["id"]] = None
+            if row["status"] != "ok":
+                continue
+            try:
+                img, _ = load_photo(row["path"], limits, expect_sha256=row["sha256"])
+                samples[row["id"]] = lab_sample(img, n_sample, np.random.default_rng(seed))
+            except PhotoRejected as exc:
+                log.error("style %s unusable: %s", row["id"], exc)
+    return samples
+
+
+def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], settings: dict, out) -> list[dict]:
+    """Measure every output listed in ``indexes`` (every style and method, raw and refined)."""
     limits = PhotoLimits.from_settings(settings)
     m = settings["metrics"]
-    dirs = projections(m["swd_projections"], settings["seed"])
+    n_sample, seed = m["colour_sample_pixels"], settings["seed"]
+    dirs = projections(m["swd_projections"], seed)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    style_row = next((r for r in read_csv_dicts(style_table) if r["id"] == style_id), None)
-    style_lab = None
-    if style_row is not None and style_row["status"] == "ok":
-        try:
-            style_img, _ = load_photo(style_row["path"], limits, expect_sha256=style_row["sha256"])
-            style_lab = lab_sample(style_img, m["colour_sample_pixels"], np.random.default_rng(settings["seed"]))
-        except PhotoRejected as exc:
-            log.error("style %s unusable: %s", style_id, exc)
-    entries = [row for idx in sorted(indexes) for row in read_csv_dicts(idx)]
+    style_lab = _style_samples(style_tables, limits, n_sample, seed)
     by_photo: dict[str, list[dict]] = {}
-    for e in entries:
-        by_photo.setdefault(e["photo_id"], []).append(e)
+    for idx in sorted(indexes):
+        for e in read_csv_dicts(idx):
+            by_photo.setdefault(e["photo_id"], []).append(e)
     rows = []
-    progress = Progress(len(by_photo), f"metrics {style_id}/{Path(shard_table).stem}")
+    progress = Progress(len(by_photo), f"metrics {Path(shard_table).stem}")
     for pid in sorted(by_photo):
-        content = baseline = None
-        if pid in photos and style_lab is not None:
+        content, baseline = None, {}
+        if pid in photos:
             try:
                 content, _ = load_photo(photos[pid]["path"], limits, expect_sha256=photos[pid]["sha256"])
-                rng = np.random.default_rng(derive_seed(settings["seed"], pid))
-                baseline = sliced_wasserstein(lab_sample(content, m["colour_sample_pixels"], rng), style_lab, dirs)
             except PhotoRejected as exc:
                 log.error("photo %s unusable: %s", pid, exc)
+        if content is not None:
+            sample = lab_sample(content, n_sample, np.random.default_rng(derive_seed(seed, pid)))
+            baseline = {s: sliced_wasserstein(sample, lab, dirs) for s, lab in style_lab.items() if lab is not None}
         for e in by_photo[pid]:
             row = {k: e.get(k, "") for k in PER_IMAGE_COLUMNS if k in e}
-            if e["status"] == "ok" and content is not None:
+            lab = style_lab.get(e["style"])
+            if e["status"] == "ok" and content is not None and lab is not None:
                 try:
-                    vals = image_metrics(read_rgb(e["output"]), content, style_lab, dirs,
-                                         m["colour_sample_pixels"], derive_seed(settings["seed"], pid))
-                    row.update(vals, colour_dist_content=baseline)
+                    vals = image_metrics(read_rgb(e["output"]), content, lab, dirs, n_sample, derive_seed(seed, pid))
+                    row.update(vals, colour_dist_content=baseline[e["style"]])
                 except (OSError, ValueError) as exc:
                     row.update(status="failed", error=f"metrics: {exc}")
             rows.append(row)

@@ -1,13 +1,14 @@
 """Refine stage: domain-transform detail refinement of every stylised output of a shard.
 
 ``refined = DT(stylized; guide=content) + (content - DT(content; guide=content))``: the colour
-of the stylisation, the detail of the content photo (seed 000's post-processing).
+of the stylisation, the detail of the content photo (seed 000's post-processing). Refined
+images are reused when their provenance (sha256 of the stylised image and of the content
+photo, refine settings, code version) is current, as in the stylize stage.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -15,22 +16,17 @@ import torch
 from .config import config_hash
 from .device import describe_device, make_deterministic, select_device
 from .domain_transform import detail_transfer
-from .io import read_csv_dicts, read_rgb, write_csv_atomic, write_png_atomic
-from .photo import PhotoLimits, PhotoRejected, load_photo
+from .io import read_csv_dicts, read_rgb
+from .photo import PhotoLimits, load_photo, sha256_bytes
 from .progress import Progress
-from .stylize import INDEX_COLUMNS, peak_memory_mb
-from .tensors import to_tensor, to_uint8
+from .stylize import INDEX_COLUMNS, process_item, read_ledger, write_index
+from .tensors import to_tensor
 
 log = logging.getLogger(__name__)
 
 
-def refine_settings_for(refine_cfg: dict, method: str) -> dict:
-    """The effective refinement settings of one method (global keys + per-method override)."""
-    base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
-    return {**base, **refine_cfg.get("per_method", {}).get(method, {})}
-
-
-def run_refine_shard(shard_table, stylize_index, settings: dict, out_dir, index_out, code_version: str) -> list[dict]:
+def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str) -> list[dict]:
+    """Images go to ``out_root/<style>/<method>/<photo>.png``."""
     make_deterministic()
     device = select_device(settings["device"])
     limits = PhotoLimits.from_settings(settings)
@@ -39,40 +35,39 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_dir, index_
     dev_desc = describe_device(device)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     entries = read_csv_dicts(stylize_index)
-    out_dir = Path(out_dir)
+    ledger = read_ledger(index_out)
     rows = []
-    progress = Progress(len(entries), f"refine {out_dir}")
+    progress = Progress(len(entries), f"refine {Path(index_out).parent.name}/{Path(index_out).stem}")
     for e in entries:
-        row = {**e, "variant": "refined", "output": "", "error": e.get("error", ""), "runtime_s": "",
-               "peak_mem_mb": "", "config_hash": chash, "code_version": code_version, "device": dev_desc}
-        if not rs["enabled"]:
-            rows.append({**row, "status": "skipped", "error": "refine.enabled is false"})
-        elif e["status"] != "ok":
-            rows.append(row)  # keep the stylisation's own status and reason
-        else:
-            t0 = time.perf_counter()
-            try:
-                p = photos[e["photo_id"]]
-                content, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
-                stylized = read_rgb(e["output"])
-                with torch.no_grad():
-                    out = detail_transfer(
-                        to_tensor(stylized, device), to_tensor(content, device),
-                        sigma_spatial=rs["sigma_spatial"], sigma_range=rs["sigma_range"],
-                        iterations=rs["iterations"], variant=rs["variant"])
-                out_path = out_dir / f"{e['photo_id']}.png"
-                write_png_atomic(out_path, to_uint8(out), text={
-                    "photostyle:photo": e["photo_id"], "photostyle:style": e["style"],
-                    "photostyle:method": e["method"], "photostyle:variant": "refined",
-                    "photostyle:config_hash": chash, "photostyle:code_version": code_version,
-                    "photostyle:weights": e["weights"], "photostyle:device": dev_desc,
-                })
-                rows.append({**row, "status": "ok", "output": str(out_path),
-                             "runtime_s": f"{time.perf_counter() - t0:.4f}",
-                             "peak_mem_mb": f"{peak_memory_mb(device):.1f}"})
-            except (KeyError, PhotoRejected, OSError, RuntimeError, ValueError, MemoryError) as exc:
-                log.error("refine %s failed: %s", e["photo_id"], exc)
-                rows.append({**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
+        row = {**dict.fromkeys(INDEX_COLUMNS, ""), **e, "variant": "refined", "output": "", "cached": "",
+               "runtime_s": "", "peak_mem_mb": "", "config_hash": chash, "code_version": code_version,
+               "device": dev_desc}
+        if e["status"] != "ok" or e["photo_id"] not in photos:
+            rows.append(row)  # keeps the stylisation's own status and reason
+            progress.step()
+            continue
+        p = photos[e["photo_id"]]
+        stylized_path = Path(e["output"])
+        try:
+            stylized_sha = sha256_bytes(stylized_path.read_bytes())
+        except OSError as exc:
+            rows.append({**row, "status": "failed", "error": f"stylised image unreadable: {exc}"})
+            progress.step()
+            continue
+        provenance = {"photo": e["photo_id"], "style": e["style"], "method": e["method"], "variant": "refined",
+                      "source_sha256": p["sha256"], "input_sha256": stylized_sha, "config_hash": chash,
+                      "code_version": code_version, "weights": e["weights"], "device": dev_desc}
+
+        def compute(p=p, stylized_path=stylized_path):
+            content, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
+            with torch.no_grad():
+                return detail_transfer(
+                    to_tensor(read_rgb(stylized_path), device), to_tensor(content, device),
+                    sigma_spatial=rs["sigma_spatial"], sigma_range=rs["sigma_range"],
+                    iterations=rs["iterations"], variant=rs["variant"])
+
+        out_path = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
+        rows.append(process_item(row, out_path, provenance, ledger, compute, device))
         progress.step()
-    write_csv_atomic(index_out, INDEX_COLUMNS, rows)
+    write_index(index_out, rows)
     return rows

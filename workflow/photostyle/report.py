@@ -39,7 +39,8 @@ def image_grid(style_id: str, manifest, style_table, indexes: list[str], out, n_
     outputs: dict[tuple[str, str], dict[str, dict]] = {}
     for idx in indexes:
         for e in read_csv_dicts(idx):
-            outputs.setdefault((e["method"], e["variant"]), {})[e["photo_id"]] = e
+            if e["style"] == style_id:
+                outputs.setdefault((e["method"], e["variant"]), {})[e["photo_id"]] = e
     columns = sorted(outputs, key=lambda mv: (mv[1] != "raw", mv[0]))
     ok_ids = sorted(pid for pid in photos if all(
         outputs[c].get(pid, {}).get("status") in ("ok", "skipped") for c in columns))[:n_photos]

@@ -1,22 +1,34 @@
-"""Stylise one shard of the collection with one method and one style.
+"""Stylise one shard of the collection with one method, for every style.
 
-One job loads the style photo and the method's models once, then walks the shard's photos.
+One job per method x shard: the DAG stays the same size however many styles there are, the
+method's models are loaded once per job, and each style's statistics once per style.
+
+Outputs are reused when valid: every image carries its provenance in PNG text chunks
+(sha256 of the content photo and of the style photo, config hash, code version). A job
+that finds an image whose provenance matches what it would write keeps it instead of
+recomputing it. So adding a style computes only that style, and a job killed halfway
+(preempted, out of memory) resumes where it stopped. To force recomputation, run with the
+environment variable ``PHOTOSTYLE_RECOMPUTE=1`` (e.g. ``PHOTOSTYLE_RECOMPUTE=1 snakemake
+--forcerun stylize``).
+
 A photo that fails (changed file, out of memory, ...) is recorded as failed in the shard
-index and the job goes on; outputs and the index are written atomically.
+index and the job goes on; images and the index are written atomically.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .config import config_hash
 from .device import describe_device, make_deterministic, seed_everything, select_device
-from .io import read_csv_dicts, write_csv_atomic, write_png_atomic
+from .io import read_csv_dicts, read_png_text, write_csv_atomic, write_png_atomic
 from .methods import get_method
 from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
 from .progress import Progress
@@ -25,9 +37,10 @@ from .tensors import to_tensor, to_uint8
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = (
-    "photo_id", "style", "method", "variant", "shard", "status", "output", "error",
+    "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
     "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
+_PROV = "photostyle:"
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -36,80 +49,122 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def find_style(style_table: str | Path, style_id: str) -> dict | None:
-    for row in read_csv_dicts(style_table):
-        if row["id"] == style_id:
-            return row
-    return None
+def read_styles(style_tables) -> list[dict]:
+    return sorted((r for t in style_tables for r in read_csv_dicts(t)), key=lambda r: r["id"])
 
 
-def load_style(style_table, style_id: str, limits: PhotoLimits, device) -> tuple[torch.Tensor | None, str]:
-    """The style photo as a tensor, or ``None`` and the reason it is unusable."""
-    row = find_style(style_table, style_id)
-    if row is None:
-        return None, f"style '{style_id}' is not in the style table"
-    if row["status"] != "ok":
-        return None, f"style photo rejected at ingest: {row['reason']}"
+def is_current(path: Path, expected: dict[str, str]) -> bool:
+    """Whether ``path`` exists and its provenance chunks equal ``expected`` (pixels are not read)."""
+    if os.environ.get("PHOTOSTYLE_RECOMPUTE", "") not in ("", "0") or not path.exists():
+        return False
     try:
-        img, _ = load_photo(row["path"], limits, expect_sha256=row["sha256"])
-    except PhotoRejected as exc:
-        return None, f"style photo unusable: {exc}"
-    return to_tensor(img, device), ""
+        text = read_png_text(path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return all(text.get(_PROV + k) == v for k, v in expected.items())
 
 
-def run_stylize_shard(shard_table, style_table, style_id: str, method_name: str, settings: dict,
-                      out_dir, index_out, code_version: str) -> list[dict]:
-    """``settings`` holds exactly what affects the output: method params, seed, device, ingest limits."""
+def ledger_path(index_out) -> Path:
+    """Where a job keeps a copy of its last index (not a Snakemake output, so it survives the
+    deletion of outputs before a rerun); reused images take their runtimes from it."""
+    index_out = Path(index_out)
+    return index_out.parent.parent.parent / "_ledger" / index_out.parent.name / index_out.name
+
+
+def read_ledger(index_out) -> dict[tuple[str, str], dict]:
+    path = ledger_path(index_out)
+    if not path.exists():
+        return {}
+    return {(r["photo_id"], r["style"]): r for r in read_csv_dicts(path) if r.get("status") == "ok"}
+
+
+def write_index(index_out, rows: list[dict]) -> None:
+    write_csv_atomic(ledger_path(index_out), INDEX_COLUMNS, rows)
+    write_csv_atomic(index_out, INDEX_COLUMNS, rows)
+
+
+def process_item(row: dict, out_path: Path, provenance: dict[str, str], ledger: dict,
+                 compute: Callable[[], "torch.Tensor"], device: torch.device) -> dict:
+    """Reuse ``out_path`` if its provenance is current, else compute and write it; never raise."""
+    if is_current(out_path, provenance):
+        old = ledger.get((row["photo_id"], row["style"]), {})
+        return {**row, "status": "ok", "cached": 1, "output": str(out_path),
+                "runtime_s": old.get("runtime_s", ""), "peak_mem_mb": old.get("peak_mem_mb", "")}
+    t0 = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        result = compute()
+        write_png_atomic(out_path, to_uint8(result), text={_PROV + k: v for k, v in provenance.items()})
+        return {**row, "status": "ok", "cached": 0, "output": str(out_path),
+                "runtime_s": f"{time.perf_counter() - t0:.4f}", "peak_mem_mb": f"{peak_memory_mb(device):.1f}"}
+    except (PhotoRejected, RuntimeError, ValueError, OSError, MemoryError) as exc:
+        log.error("%s / %s failed: %s", row["photo_id"], row["style"], exc)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return {**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
+
+
+def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root,
+                      index_out, code_version: str) -> list[dict]:
+    """``settings`` holds exactly what affects the output: method params, seed, device, limits.
+
+    Images go to ``out_root/<style>/<method>/<photo>.png``.
+    """
     make_deterministic()
     method = get_method(method_name)
+    fn = method.fn
     device = select_device(settings["device"])
     limits = PhotoLimits.from_settings(settings)
     params = settings["params"]
     chash = config_hash(settings)
     dev_desc = describe_device(device)
     weights_prov = settings.get("weights_provenance") or "none"
-    out_dir = Path(out_dir)
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
+    styles = read_styles(style_tables)
     shard = Path(shard_table).stem
-    style, style_error = load_style(style_table, style_id, limits, device)
-    base = {**dict.fromkeys(INDEX_COLUMNS, ""), "style": style_id, "method": method_name, "variant": "raw", "shard": shard,
-            "device": dev_desc, "weights": weights_prov, "config_hash": chash, "code_version": code_version}
-    state: dict = {}
+    ledger = read_ledger(index_out)
+    job_state: dict = {}  # models shared by all styles of this job
     rows = []
-    progress = Progress(len(photos), f"stylize {style_id}/{method_name}/{shard}")
-    log.info("device %s; method %s; weights %s; %d photos", dev_desc, method_name, weights_prov, len(photos))
-    for r in photos:
-        row = {**base, "photo_id": r["id"]}
-        if style is None:
-            rows.append({**row, "status": "skipped", "error": style_error})
+    progress = Progress(len(photos) * len(styles), f"stylize {method_name}/{shard}")
+    log.info("device %s; method %s; weights %s; %d photos x %d styles",
+             dev_desc, method_name, weights_prov, len(photos), len(styles))
+    for srow in styles:
+        sid = srow["id"]
+        base = {**dict.fromkeys(INDEX_COLUMNS, ""), "style": sid, "method": method_name, "variant": "raw",
+                "shard": shard, "device": dev_desc, "weights": weights_prov, "config_hash": chash,
+                "code_version": code_version}
+        style, style_error = None, f"style photo rejected at ingest: {srow['reason']}"
+        state = {"job": job_state}  # per style: cached style statistics; "job": shared models
+        for r in photos:
+            row = {**base, "photo_id": r["id"]}
+            if srow["status"] != "ok":
+                rows.append({**row, "status": "skipped", "error": style_error})
+                progress.step()
+                continue
+            provenance = {"photo": r["id"], "style": sid, "method": method_name,
+                          "source_sha256": r["sha256"], "style_sha256": srow["sha256"],
+                          "config_hash": chash, "code_version": code_version,
+                          "weights": weights_prov, "device": dev_desc, "seed": str(settings["seed"])}
+
+            def compute(r=r, sid=sid):
+                nonlocal style
+                if style is None:  # loaded on first use: a fully cached style costs nothing
+                    style = to_tensor(load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0], device)
+                img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
+                seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
+                with torch.no_grad():
+                    out = fn(to_tensor(img, device), style, masks=None, params=params, device=device, state=state)
+                if out.shape[-2:] != img.shape[:2]:
+                    raise RuntimeError(f"method returned {tuple(out.shape)} for a {img.shape[:2]} photo")
+                return out
+
+            out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"
+            rows.append(process_item(row, out_path, provenance, ledger, compute, device))
             progress.step()
-            continue
-        out_path = out_dir / f"{r['id']}.png"
-        t0 = time.perf_counter()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        try:
-            img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
-            seed_everything(derive_seed(settings["seed"], r["id"], style_id, method_name))
-            with torch.no_grad():
-                result = method.fn(to_tensor(img, device), style, masks=None, params=params,
-                                   device=device, state=state)
-            if result.shape[-2:] != img.shape[:2]:
-                raise RuntimeError(f"method returned {tuple(result.shape)} for a {img.shape[:2]} photo")
-            write_png_atomic(out_path, to_uint8(result), text={
-                "photostyle:photo": r["id"], "photostyle:style": style_id, "photostyle:method": method_name,
-                "photostyle:config_hash": chash, "photostyle:code_version": code_version,
-                "photostyle:weights": weights_prov, "photostyle:device": dev_desc,
-                "photostyle:seed": str(settings["seed"]),
-            })
-            rows.append({**row, "status": "ok", "output": str(out_path),
-                         "runtime_s": f"{time.perf_counter() - t0:.4f}",
-                         "peak_mem_mb": f"{peak_memory_mb(device):.1f}"})
-        except (PhotoRejected, RuntimeError, ValueError, MemoryError) as exc:
-            log.error("photo %s failed: %s", r["id"], exc)
-            rows.append({**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        progress.step()
-    write_csv_atomic(index_out, INDEX_COLUMNS, rows)
+    n_cached = sum(r.get("cached") == 1 for r in rows)
+    log.info("done: %d computed, %d reused, %d failed, %d skipped",
+             sum(r.get("cached") == 0 for r in rows), n_cached,
+             sum(r["status"] == "failed" for r in rows), sum(r["status"] == "skipped" for r in rows))
+    write_index(index_out, rows)
     return rows

@@ -11,11 +11,10 @@ min_version("9.19")
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import yaml  # noqa: E402
-from photostyle.config import canonical_json, default_config_path, validate_config  # noqa: E402
+from photostyle.config import canonical_json, default_config_path, refine_settings_for, validate_config  # noqa: E402
 from photostyle.collection import sync_listings  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
 from photostyle.provenance import stage_code_version  # noqa: E402
-from photostyle.refine import refine_settings_for  # noqa: E402
 
 if not config:  # no --configfile/--config given: the shipped default (sample data)
     with open(default_config_path(), encoding="utf-8") as _fh:
@@ -29,7 +28,8 @@ LISTS = f"{RESULTS}/ingest/lists"
 
 # Scan the collections (names, sizes, mtimes; no file is read) and refresh the listings of
 # the shards that changed. Unchanged listings keep their mtime, so nothing else reruns.
-CONTENT_SHARDS = sorted(sync_listings(config["content_dir"], f"{LISTS}/content", config["ingest"]["shard_size"]))
+_CONTENT = sync_listings(config["content_dir"], f"{LISTS}/content", config["ingest"]["shard_size"])
+CONTENT_SHARDS = sorted(_CONTENT)
 STYLES = sorted(sync_listings(config["style_dir"], f"{LISTS}/style", per_file=True))
 METHODS = list(config["stylize"]["methods"])
 COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
@@ -91,27 +91,44 @@ def ingest_root(wildcards):
     return COLLECTION_ROOT[wildcards.kind]
 
 
-def index_path(stage, style, method, shard):
-    return f"{RESULTS}/{stage}/{style}/{method}/_index/{shard}.csv"
+def index_path(stage, method, shard):
+    """The shard index of a stage: one row per photo x style, with status and provenance."""
+    return f"{RESULTS}/{stage}/_index/{method}/{shard}.csv"
 
 
 def refine_enabled(method):
     return refine_settings_for(config["refine"], method)["enabled"]
 
 
-def outputs_of(style, shard):
+def outputs_of(shard):
     """Shard indexes measured by metrics: raw for every method, refined where enabled."""
-    paths = [index_path("stylized", style, m, shard) for m in METHODS]
-    paths += [index_path("refined", style, m, shard) for m in METHODS if refine_enabled(m)]
+    paths = [index_path("stylized", m, shard) for m in METHODS]
+    paths += [index_path("refined", m, shard) for m in METHODS if refine_enabled(m)]
     return paths
 
 
 def metrics_indexes(wildcards):
-    return outputs_of(wildcards.style, wildcards.shard)
+    return outputs_of(wildcards.shard)
+
+
+def style_tables(wildcards):
+    return [ingest_table("style", s) for s in STYLES]
+
+
+def grid_shards():
+    """The first shards (in name order) that together list at least report.grid_photos files:
+    the report grid samples from these, so it does not depend on all of a large collection."""
+    chosen, n = [], 0
+    for shard in CONTENT_SHARDS:
+        if n >= config["report"]["grid_photos"] + 5:  # a margin for rejected files
+            break
+        chosen.append(shard)
+        n += len(_CONTENT[shard])
+    return chosen
 
 
 def grid_indexes(wildcards):
-    return [p for shard in CONTENT_SHARDS for p in outputs_of(wildcards.style, shard)]
+    return [p for shard in grid_shards() for p in outputs_of(shard)]
 
 
 def all_ingest_tables(wildcards):
@@ -119,7 +136,7 @@ def all_ingest_tables(wildcards):
 
 
 def all_metric_tables(wildcards):
-    return [f"{RESULTS}/metrics/shards/{style}/{shard}.csv" for style in STYLES for shard in CONTENT_SHARDS]
+    return [f"{RESULTS}/metrics/shards/{shard}.csv" for shard in CONTENT_SHARDS]
 
 
 def final_targets():

@@ -1,22 +1,22 @@
 rule metrics:
-    """Per-image metrics of one shard and style, for every method, raw and refined."""
+    """Per-image metrics of one shard: every style and method, raw and refined. (A change of
+    any method or style reruns these anyway, so one job per shard keeps the DAG small.)"""
     input:
         shard=ingest_table("content", "{shard}"),
-        style=ingest_table("style", "{style}"),
+        styles=style_tables,
         indexes=metrics_indexes,
     output:
-        f"{RESULTS}/metrics/shards/{{style}}/{{shard}}.csv",
+        f"{RESULTS}/metrics/shards/{{shard}}.csv",
     params:
         settings=metrics_settings,
         code=stage_code_version("metrics"),
     log:
-        f"{RESULTS}/logs/metrics/{{style}}/{{shard}}.log",
+        f"{RESULTS}/logs/metrics/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/metrics/{{style}}/{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/metrics/{{shard}}.tsv"
     shell:
-        "photostyle metrics --shard-table {input.shard:q} --style-table {input.style:q}"
-        " --style {wildcards.style} --settings {params.settings:q} --out {output:q}"
-        " {input.indexes:q} 2> {log:q}"
+        "photostyle metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
+        " --style-tables {input.styles:q} --indexes {input.indexes:q} 2> {log:q}"
 
 
 rule aggregate_metrics:

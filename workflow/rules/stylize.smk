@@ -1,21 +1,22 @@
 rule stylize:
-    """One method x one style x one shard; models and style statistics loaded once per job."""
+    """One method x one shard, every style. Models load once per job; images whose provenance
+    is current are reused, so adding a style computes only that style."""
     input:
         shard=ingest_table("content", "{shard}"),
-        style=ingest_table("style", "{style}"),
+        styles=style_tables,
     output:
-        index_path("stylized", "{style}", "{method}", "{shard}"),
+        index_path("stylized", "{method}", "{shard}"),
     params:
         settings=stylize_settings,
         code=stylize_code,
-        out_dir=f"{RESULTS}/stylized/{{style}}/{{method}}",
+        out_root=f"{RESULTS}/stylized",
     resources:
         gpu=1,
     log:
-        f"{RESULTS}/logs/stylize/{{style}}/{{method}}/{{shard}}.log",
+        f"{RESULTS}/logs/stylize/{{method}}/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/stylize/{{style}}/{{method}}/{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/stylize/{{method}}/{{shard}}.tsv"
     shell:
-        "photostyle stylize --shard-table {input.shard:q} --style-table {input.style:q}"
-        " --style {wildcards.style} --method {wildcards.method} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
+        "photostyle stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
+        " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
+        " --index {output:q} --code-version {params.code:q} 2> {log:q}"

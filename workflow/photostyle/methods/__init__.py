@@ -7,19 +7,26 @@ A method is one function with the signature of :data:`MethodFn`::
 ``content`` ``(1, 3, H, W)`` and ``style`` ``(1, 3, h, w)`` are float32 RGB in [0, 1] on
 ``device``; ``masks`` is ``None`` or the matched region masks of the segmentation stage;
 ``params`` is the method's sub-tree of ``config['methods']``; ``state`` is a dict that lives
-for the whole shard job, where a method keeps loaded models and per-style statistics so
-that they are built once per job, not once per photo. The result has the content's shape.
+while the job works on one style (a method caches the style's statistics there), and
+``state["job"]`` is a dict shared by all styles of the shard job (a method keeps loaded
+models there), so both are built once, not once per photo. The result has the content's
+shape.
 
-A new method is one module plus one :func:`register` call (and its name in the config
-schema's enums, which a test keeps in sync with this registry).
+A new method is one module plus one line in :data:`REGISTRY` (and its name in the config
+schema's enums, which a test keeps in sync with this registry). The registry itself does
+not import the method modules (nor torch), so building the Snakemake DAG stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MethodFn(Protocol):
@@ -32,23 +39,25 @@ class MethodFn(Protocol):
 @dataclass(frozen=True)
 class Method:
     name: str
-    fn: MethodFn
-    module: str  # source file (relative to the package) hashed into the rule's params
+    entry: str  # "<module in photostyle.methods>:<function>"
     weights: tuple[str, ...] = ()  # names in photostyle.weights.REGISTRY
     description: str = ""
 
+    @property
+    def module(self) -> str:
+        """Source file (relative to the package), hashed into the stylize rule's params."""
+        return f"methods/{self.entry.split(':')[0]}.py"
 
-REGISTRY: dict[str, Method] = {}
+    @property
+    def fn(self) -> MethodFn:
+        mod, func = self.entry.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{mod}"), func)
 
 
-def register(name: str, module: str, weights: tuple[str, ...] = (), description: str = "") -> Callable:
-    def deco(fn: MethodFn) -> MethodFn:
-        if name in REGISTRY:
-            raise ValueError(f"method {name!r} registered twice")
-        REGISTRY[name] = Method(name, fn, module, weights, description)
-        return fn
-
-    return deco
+REGISTRY: dict[str, Method] = {m.name: m for m in (
+    Method("reinhard", "colour:reinhard", description="Reinhard et al. 2001 global colour transfer"),
+    Method("mkl", "colour:mkl", description="Pitié & Kokaram 2007 linear Monge-Kantorovich colour transfer"),
+)}
 
 
 def get_method(name: str) -> Method:
@@ -56,7 +65,3 @@ def get_method(name: str) -> Method:
         return REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(sorted(REGISTRY))}") from None
-
-
-# Registration happens on import of each method module.
-from . import colour  # noqa: E402,F401

@@ -19,8 +19,6 @@ import math
 
 import torch
 
-from . import register
-
 # Reinhard et al. 2001, eq. 4 (RGB -> LMS) and eq. 6 (log LMS -> l-alpha-beta).
 _RGB2LMS = torch.tensor(
     [[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]],
@@ -102,14 +100,13 @@ def _blend(result: torch.Tensor, content: torch.Tensor, strength: float) -> torc
 
 
 def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):
-    """Statistics of the job's style photo, computed once per job (a job has one style)."""
+    """Statistics of the style photo, computed once per style (``state`` lives for one style)."""
     cache = state.setdefault("style_stats", {})
     if key not in cache:
         cache[key] = fn(style)
     return cache[key]
 
 
-@register("reinhard", module="methods/colour.py", description="Reinhard et al. 2001 global colour transfer")
 def reinhard(content, style, *, masks=None, params, device, state):
     space = params.get("colour_space", "lalphabeta")
     fwd = rgb_to_lalphabeta if space == "lalphabeta" else (lambda x: x)
@@ -123,7 +120,6 @@ def reinhard(content, style, *, masks=None, params, device, state):
     return _blend(out, content, params.get("strength", 1.0))
 
 
-@register("mkl", module="methods/colour.py", description="Pitié & Kokaram 2007 linear Monge-Kantorovich colour transfer")
 def mkl(content, style, *, masks=None, params, device, state):
     st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
     out = mkl_transfer(content, style, eps=params.get("eps", 1e-6), style_stats=st)
