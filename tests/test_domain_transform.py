@@ -82,7 +82,7 @@ def _coffee(h=36, w=48):
     return np.asarray(Image.fromarray(skimage.data.coffee()).resize((w, h), Image.Resampling.LANCZOS)) / 255.0
 
 
-@pytest.mark.parametrize("scan", ["sequential", "logstep"])
+@pytest.mark.parametrize("scan", ["numba", "sequential", "logstep"])
 def test_rf_matches_direct_implementation_on_random_image(scan):
     rng = np.random.default_rng(0)
     img, guide = rng.random((23, 31, 3)), rng.random((23, 31, 3))
@@ -91,7 +91,7 @@ def test_rf_matches_direct_implementation_on_random_image(scan):
     assert np.abs(out - ref).max() < 1e-5
 
 
-@pytest.mark.parametrize("scan", ["sequential", "logstep"])
+@pytest.mark.parametrize("scan", ["numba", "sequential", "logstep"])
 def test_rf_matches_direct_implementation_on_real_photo(scan):
     img = _coffee()
     ref = rf_reference(img, img, 60.0, 1.0, 3)

@@ -10,19 +10,21 @@ between neighbouring pixels is ``1 + sigma_s / sigma_r * sum_c |dI_c|``; iterati
 * Normalised convolution (NC): a box filter of radius ``sigma_H_i * sqrt(3)`` in the
   transformed domain, with per-row ``searchsorted`` and cumulative sums.
 
-The recurrence is a linear scan; two implementations, both O(image) memory:
+The recurrence is a linear scan; three implementations, all O(image) memory:
 
-* ``"sequential"``: one vectorised update per column over all rows and channels at once
-  (W large tensor ops; fastest on CPU, where each op is long enough to amortise dispatch);
+* ``"numba"``: a compiled CPU kernel (``_dt_kernels``), lines in parallel; the CPU default;
+* ``"sequential"``: one vectorised tensor update per column over all rows and channels at
+  once (W tensor ops per pass; any device, no compiler);
 * ``"logstep"``: a Hillis-Steele scan over affine maps ``(v, b)``: ceil(log2 W) steps of
   whole-image tensor ops (few kernel launches; meant for GPUs).
-``"auto"`` picks ``logstep`` on CUDA and ``sequential`` elsewhere.
+``"auto"`` picks ``logstep`` on CUDA and ``numba`` on CPU (``sequential`` if Numba is missing).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -107,6 +109,42 @@ def _box_pass(x: torch.Tensor, d: torch.Tensor, sigma_h: float) -> torch.Tensor:
     return total / (hi_e - lo_e).to(x.dtype)
 
 
+def _rf_numba(image: torch.Tensor, guide: torch.Tensor, sigma_s: float, sigma_r: float,
+              sigmas: list[float]) -> torch.Tensor:
+    """RF with the compiled kernels, in torch's (C, H, W) layout. Buffers are allocated once
+    and reused in place: fresh large allocations page-fault, which costs about as much as
+    the filtering itself."""
+    from . import _dt_kernels as k
+
+    src = image.to(torch.float32).contiguous()  # no copy for float32 input
+    out = torch.empty_like(src)
+    _, _, h, w = out.shape
+    dx, dy = torch.empty(h, w), torch.empty(h, w)
+    for b in range(out.shape[0]):
+        g = guide[b].to(torch.float32).contiguous().numpy()
+        k.domain_distances(g, sigma_s / sigma_r, dx.numpy(), dy.numpy())
+        # sigma_H halves from one iteration to the next, so a ** d squares: one exp per
+        # direction, then v <- v * v (in place, reusing the distance buffers).
+        vx = dx.mul_(-math.sqrt(2) / sigmas[0]).exp_()
+        vy = dy.mul_(-math.sqrt(2) / sigmas[0]).exp_()
+        f = out[b].numpy()
+        for i in range(len(sigmas)):
+            if i:
+                vx.square_()
+                vy.square_()
+            k.rf_horizontal(src[b].numpy() if i == 0 else f, f, vx.numpy())
+            k.rf_vertical(f, vy.numpy())
+    return out
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def domain_transform(image: torch.Tensor, guide: torch.Tensor | None = None, sigma_spatial: float = 60.0,
                      sigma_range: float = 1.0, iterations: int = 3, variant: str = "rf",
                      scan: str = "auto") -> torch.Tensor:
@@ -124,10 +162,15 @@ def domain_transform(image: torch.Tensor, guide: torch.Tensor | None = None, sig
         raise ValueError(f"variant must be 'rf' or 'nc', not {variant!r}")
     out_dtype = image.dtype
     work = torch.float64 if image.dtype == torch.float64 else torch.float32
+    if scan == "auto":
+        scan = "logstep" if image.is_cuda else ("numba" if _numba_available() else "sequential")
+    if variant == "rf" and scan == "numba":
+        if image.is_cuda:
+            raise ValueError("scan='numba' runs on CPU tensors only")
+        sigmas = iteration_sigmas(sigma_spatial, iterations)
+        return _rf_numba(image, guide, sigma_spatial, sigma_range, sigmas).to(out_dtype)
     f = image.to(work)
     dx, dy = _domain_derivatives(guide.to(work), sigma_spatial, sigma_range)
-    if scan == "auto":
-        scan = "logstep" if image.is_cuda else "sequential"
     for sigma_h in iteration_sigmas(sigma_spatial, iterations):
         if variant == "rf":
             f = _recursive_pass(f, dx, sigma_h, scan)
@@ -138,8 +181,19 @@ def domain_transform(image: torch.Tensor, guide: torch.Tensor | None = None, sig
     return f.to(out_dtype).contiguous()
 
 
-def detail_transfer(stylized: torch.Tensor, content: torch.Tensor, **dt_kwargs) -> torch.Tensor:
-    """Seed 000's refinement: ``out = DT(stylized; content) + (content - DT(content; content))``."""
+def detail_layer(content: torch.Tensor, **dt_kwargs) -> torch.Tensor:
+    """``content - DT(content; guide=content)``: the detail the refinement puts back."""
+    return content - domain_transform(content, content, **dt_kwargs)
+
+
+def detail_transfer(stylized: torch.Tensor, content: torch.Tensor, detail: torch.Tensor | None = None,
+                    **dt_kwargs) -> torch.Tensor:
+    """Seed 000's refinement: ``out = DT(stylized; content) + (content - DT(content; content))``.
+
+    ``detail`` may be passed in when it was computed already (it depends on the content
+    photo and the filter settings only, so one photo's detail serves all its stylisations).
+    """
     colour = domain_transform(stylized, content, **dt_kwargs)
-    detail = content - domain_transform(content, content, **dt_kwargs)
+    if detail is None:
+        detail = detail_layer(content, **dt_kwargs)
     return (colour + detail).clamp(0.0, 1.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ log = logging.getLogger(__name__)
 
 SHARD_COLUMNS = (
     "id", "kind", "shard", "status", "reason", "path", "relpath", "sha256",
-    "width", "height", "orig_width", "orig_height", "mode", "format", "exif_rotated", "resized",
+    "width", "height", "orig_width", "orig_height", "mode", "format", "exif_rotated", "resized", "decode_s",
 )
 MANIFEST_COLUMNS = (
     "id", "kind", "shard", "path", "relpath", "sha256", "width", "height",
@@ -28,6 +27,7 @@ REJECTED_COLUMNS = ("kind", "path", "relpath", "reason", "shard")
 def ingest_entry(root: Path, relpath: str, kind: str, shard: str, limits: PhotoLimits) -> dict:
     path = root / relpath
     row = {"id": photo_id(relpath), "kind": kind, "shard": shard, "path": str(path), "relpath": relpath}
+    t0 = time.perf_counter()
     try:
         _, info = load_photo(path, limits)
     except PhotoRejected as exc:
@@ -35,7 +35,7 @@ def ingest_entry(root: Path, relpath: str, kind: str, shard: str, limits: PhotoL
     except MemoryError:
         return {**row, "status": "rejected", "reason": "out of memory while decoding"}
     return {
-        **row, "status": "ok", "reason": "", "sha256": info.sha256,
+        **row, "status": "ok", "reason": "", "sha256": info.sha256, "decode_s": f"{time.perf_counter() - t0:.4f}",
         "width": info.width, "height": info.height,
         "orig_width": info.orig_width, "orig_height": info.orig_height,
         "mode": info.mode, "format": info.format,

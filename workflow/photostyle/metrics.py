@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content")
 PER_IMAGE_COLUMNS = (
     "photo_id", "style", "method", "variant", "shard", "status", "error", *METRIC_COLUMNS,
-    "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version", "output",
+    "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version", "output",
 )
 
 
@@ -70,26 +71,39 @@ def projections(n: int, seed: int = 0) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
+def projected_quantiles(x: np.ndarray, dirs: np.ndarray, levels: int = 256) -> np.ndarray:
+    """``(levels, n_dirs)`` quantiles of the samples ``x`` projected on each direction.
+
+    Sorting once and reading mid-point ranks is exact for the empirical distribution and
+    about 20x faster than ``np.quantile`` with many levels.
+    """
+    proj = np.sort((x @ dirs.T).astype(np.float32), axis=0)
+    ranks = ((np.arange(levels) + 0.5) / levels * proj.shape[0]).astype(np.int64)
+    return proj[ranks]
+
+
 def sliced_wasserstein(x: np.ndarray, y: np.ndarray, dirs: np.ndarray, levels: int = 256) -> float:
     """Mean over directions of the 1-Wasserstein distance between projected samples."""
-    q = (np.arange(levels) + 0.5) / levels
-    px = np.quantile(x @ dirs.T, q, axis=0)
-    py = np.quantile(y @ dirs.T, q, axis=0)
-    return float(np.abs(px - py).mean())
+    return swd_from_quantiles(projected_quantiles(x, dirs, levels), projected_quantiles(y, dirs, levels))
 
 
-def image_metrics(out: np.ndarray, content: np.ndarray, style_lab: np.ndarray, dirs: np.ndarray,
+def swd_from_quantiles(qx: np.ndarray, qy: np.ndarray) -> float:
+    return float(np.abs(qx - qy).mean())
+
+
+def image_metrics(out: np.ndarray, content: np.ndarray, style_q: np.ndarray, dirs: np.ndarray,
                   n_sample: int, seed: int) -> dict:
+    """Metrics of one output; ``style_q`` is :func:`projected_quantiles` of the style photo."""
     rng = np.random.default_rng(seed)
     return {
         "ssim_lum": ssim_luminance(out, content),
         "grad_corr": gradient_correlation(out, content),
-        "colour_dist": sliced_wasserstein(lab_sample(out, n_sample, rng), style_lab, dirs),
+        "colour_dist": swd_from_quantiles(projected_quantiles(lab_sample(out, n_sample, rng), dirs), style_q),
     }
 
 
-def _style_samples(style_tables, limits, n_sample: int, seed: int) -> dict[str, np.ndarray | None]:
-    """Lab pixel samples of every usable style photo (``None`` for a rejected one)."""
+def _style_quantiles(style_tables, limits, n_sample: int, seed: int, dirs) -> dict[str, np.ndarray | None]:
+    """Projected Lab quantiles of every usable style photo (``None`` for a rejected one)."""
     samples = {}
     for table in style_tables:
         for row in read_csv_dicts(table):
@@ -98,7 +112,7 @@ def _style_samples(style_tables, limits, n_sample: int, seed: int) -> dict[str, 
                 continue
             try:
                 img, _ = load_photo(row["path"], limits, expect_sha256=row["sha256"])
-                samples[row["id"]] = lab_sample(img, n_sample, np.random.default_rng(seed))
+                samples[row["id"]] = projected_quantiles(lab_sample(img, n_sample, np.random.default_rng(seed)), dirs)
             except PhotoRejected as exc:
                 log.error("style %s unusable: %s", row["id"], exc)
     return samples
@@ -111,7 +125,7 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
     n_sample, seed = m["colour_sample_pixels"], settings["seed"]
     dirs = projections(m["swd_projections"], seed)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    style_lab = _style_samples(style_tables, limits, n_sample, seed)
+    style_q = _style_quantiles(style_tables, limits, n_sample, seed, dirs)
     by_photo: dict[str, list[dict]] = {}
     for idx in sorted(indexes):
         for e in read_csv_dicts(idx):
@@ -126,15 +140,17 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
             except PhotoRejected as exc:
                 log.error("photo %s unusable: %s", pid, exc)
         if content is not None:
-            sample = lab_sample(content, n_sample, np.random.default_rng(derive_seed(seed, pid)))
-            baseline = {s: sliced_wasserstein(sample, lab, dirs) for s, lab in style_lab.items() if lab is not None}
+            qc = projected_quantiles(lab_sample(content, n_sample, np.random.default_rng(derive_seed(seed, pid))), dirs)
+            baseline = {s: swd_from_quantiles(qc, q) for s, q in style_q.items() if q is not None}
         for e in by_photo[pid]:
             row = {k: e.get(k, "") for k in PER_IMAGE_COLUMNS if k in e}
-            lab = style_lab.get(e["style"])
-            if e["status"] == "ok" and content is not None and lab is not None:
+            q = style_q.get(e["style"])
+            if e["status"] == "ok" and content is not None and q is not None:
                 try:
-                    vals = image_metrics(read_rgb(e["output"]), content, lab, dirs, n_sample, derive_seed(seed, pid))
-                    row.update(vals, colour_dist_content=baseline[e["style"]])
+                    t0 = time.perf_counter()
+                    vals = image_metrics(read_rgb(e["output"]), content, q, dirs, n_sample, derive_seed(seed, pid))
+                    row.update(vals, colour_dist_content=baseline[e["style"]],
+                               metrics_s=f"{time.perf_counter() - t0:.4f}")
                 except (OSError, ValueError) as exc:
                     row.update(status="failed", error=f"metrics: {exc}")
             rows.append(row)

@@ -15,7 +15,7 @@ import torch
 
 from .config import config_hash
 from .device import describe_device, make_deterministic, select_device
-from .domain_transform import detail_transfer
+from .domain_transform import detail_layer, detail_transfer
 from .io import read_csv_dicts, read_rgb
 from .photo import PhotoLimits, load_photo, sha256_bytes
 from .progress import Progress
@@ -34,8 +34,11 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
     chash = config_hash(settings)
     dev_desc = describe_device(device)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    entries = read_csv_dicts(stylize_index)
+    entries = sorted(read_csv_dicts(stylize_index), key=lambda e: (e["photo_id"], e["style"]))
     ledger = read_ledger(index_out)
+    dt = {"sigma_spatial": rs["sigma_spatial"], "sigma_range": rs["sigma_range"],
+          "iterations": rs["iterations"], "variant": rs["variant"]}
+    cache: dict[str, tuple] = {}  # photo id -> (content, its detail layer): computed once per photo
     rows = []
     progress = Progress(len(entries), f"refine {Path(index_out).parent.name}/{Path(index_out).stem}")
     for e in entries:
@@ -59,12 +62,15 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
                       "code_version": code_version, "weights": e["weights"], "device": dev_desc}
 
         def compute(p=p, stylized_path=stylized_path):
-            content, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
+            if p["id"] not in cache:
+                cache.clear()  # entries are photo-major: keep one photo's buffers at a time
+                img, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
+                content = to_tensor(img, device)
+                with torch.no_grad():
+                    cache[p["id"]] = (content, detail_layer(content, **dt))
+            content, detail = cache[p["id"]]
             with torch.no_grad():
-                return detail_transfer(
-                    to_tensor(read_rgb(stylized_path), device), to_tensor(content, device),
-                    sigma_spatial=rs["sigma_spatial"], sigma_range=rs["sigma_range"],
-                    iterations=rs["iterations"], variant=rs["variant"])
+                return detail_transfer(to_tensor(read_rgb(stylized_path), device), content, detail=detail, **dt)
 
         out_path = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         rows.append(process_item(row, out_path, provenance, ledger, compute, device))

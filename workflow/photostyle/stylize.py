@@ -125,21 +125,28 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     shard = Path(shard_table).stem
     ledger = read_ledger(index_out)
     job_state: dict = {}  # models shared by all styles of this job
+    style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
+    style_tensor: dict[str, torch.Tensor] = {}  # loaded on first use: a cached style costs nothing
+    base = {**dict.fromkeys(INDEX_COLUMNS, ""), "method": method_name, "variant": "raw", "shard": shard,
+            "device": dev_desc, "weights": weights_prov, "config_hash": chash, "code_version": code_version}
     rows = []
     progress = Progress(len(photos) * len(styles), f"stylize {method_name}/{shard}")
     log.info("device %s; method %s; weights %s; %d photos x %d styles",
              dev_desc, method_name, weights_prov, len(photos), len(styles))
-    for srow in styles:
-        sid = srow["id"]
-        base = {**dict.fromkeys(INDEX_COLUMNS, ""), "style": sid, "method": method_name, "variant": "raw",
-                "shard": shard, "device": dev_desc, "weights": weights_prov, "config_hash": chash,
-                "code_version": code_version}
-        style, style_error = None, f"style photo rejected at ingest: {srow['reason']}"
-        state = {"job": job_state}  # per style: cached style statistics; "job": shared models
-        for r in photos:
-            row = {**base, "photo_id": r["id"]}
+    for r in photos:  # photo-major: each photo is decoded once for all styles
+        content: list = []
+
+        def content_tensor(r=r, content=content):
+            if not content:
+                img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
+                content.append(to_tensor(img, device))
+            return content[0]
+
+        for srow in styles:
+            sid = srow["id"]
+            row = {**base, "photo_id": r["id"], "style": sid}
             if srow["status"] != "ok":
-                rows.append({**row, "status": "skipped", "error": style_error})
+                rows.append({**row, "status": "skipped", "error": f"style photo rejected at ingest: {srow['reason']}"})
                 progress.step()
                 continue
             provenance = {"photo": r["id"], "style": sid, "method": method_name,
@@ -147,16 +154,15 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                           "config_hash": chash, "code_version": code_version,
                           "weights": weights_prov, "device": dev_desc, "seed": str(settings["seed"])}
 
-            def compute(r=r, sid=sid):
-                nonlocal style
-                if style is None:  # loaded on first use: a fully cached style costs nothing
-                    style = to_tensor(load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0], device)
-                img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
+            def compute(r=r, srow=srow, sid=sid):
+                if sid not in style_tensor:
+                    style_tensor[sid] = to_tensor(load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0], device)
+                x = content_tensor()
                 seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
                 with torch.no_grad():
-                    out = fn(to_tensor(img, device), style, masks=None, params=params, device=device, state=state)
-                if out.shape[-2:] != img.shape[:2]:
-                    raise RuntimeError(f"method returned {tuple(out.shape)} for a {img.shape[:2]} photo")
+                    out = fn(x, style_tensor[sid], masks=None, params=params, device=device, state=style_state[sid])
+                if out.shape != x.shape:
+                    raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
                 return out
 
             out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"
