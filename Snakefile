@@ -7,6 +7,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/stylize.smk"
 include: "workflow/rules/refine.smk"
 include: "workflow/rules/metrics.smk"

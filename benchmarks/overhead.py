@@ -35,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=int, default=300)
     ap.add_argument("--side", type=int, default=384, help="long side of the generated photos, px")
-    ap.add_argument("--shard-size", type=int, default=100)
+    ap.add_argument("--shard-size", type=int, default=500, help="default: the config default")
     ap.add_argument("--keep", action="store_true", help="keep the temporary run folder")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="photostyle-overhead-"))

@@ -36,7 +36,20 @@ def cmd_stylize(a):
     from .stylize import run_stylize_shard
 
     run_stylize_shard(a.shard_table, a.style_tables, a.method, _settings(a.settings),
-                      a.out_root, a.index, a.code_version)
+                      a.out_root, a.index, a.code_version, a.segment_indexes)
+
+
+def cmd_segment(a):
+    from .segmentation import run_segment_part
+
+    run_segment_part(a.table, a.kind, _settings(a.settings), a.out_root, a.index, a.code_version)
+
+
+def cmd_segmentation_sheet(a):
+    from .report import segmentation_sheet
+
+    s = _settings(a.settings)
+    segmentation_sheet(a.indexes, a.out, s["grid_photos"])
 
 
 def cmd_refine(a):
@@ -114,7 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in ("--shard-table", "--method", "--settings", "--out-root", "--index", "--code-version"):
         s.add_argument(opt, required=True)
     s.add_argument("--style-tables", nargs="+", required=True)
+    s.add_argument("--segment-indexes", nargs="*", default=[])
     s.set_defaults(fn=cmd_stylize)
+
+    s = sub.add_parser("segment", help="semantic label maps of one ingest table")
+    for opt in ("--table", "--kind", "--settings", "--out-root", "--index", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.set_defaults(fn=cmd_segment)
+
+    s = sub.add_parser("segmentation-sheet", help="report figure of segmentation overlays")
+    for opt in ("--settings", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("indexes", nargs="+")
+    s.set_defaults(fn=cmd_segmentation_sheet)
 
     s = sub.add_parser("refine", help="domain-transform detail refinement of one stylised shard")
     for opt in ("--shard-table", "--stylize-index", "--settings", "--out-root", "--index", "--code-version"):

@@ -14,7 +14,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # params, so a code change reruns exactly the stages it affects.
 STAGE_MODULES = {
     "ingest": ["photo.py", "collection.py", "ingest.py"],
-    "stylize": ["photo.py", "stylize.py", "tensors.py", "methods/__init__.py", "weights.py"],
+    "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py"],
+    "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py"],
     "refine": ["photo.py", "refine.py", "domain_transform.py", "tensors.py"],
     "metrics": ["photo.py", "metrics.py", "tensors.py"],
     "report": ["report.py"],

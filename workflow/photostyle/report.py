@@ -115,3 +115,25 @@ def runtime_bars(benchmark_files: list[str], out) -> None:
     ax.set_xlabel("wall-clock seconds, summed over jobs")
     fig.tight_layout()
     _save(fig, out)
+
+
+def segmentation_sheet(indexes: list[str], out, n_photos: int = 6) -> None:
+    """Overlays (photo blended with its label colours) of a sample of content photos and of every
+    style, titled with the model and the regions found."""
+    rows = [r for idx in sorted(indexes) for r in read_csv_dicts(idx) if r["status"] == "ok"]
+    content = sorted((r for r in rows if r["kind"] == "content"), key=lambda r: r["photo_id"])[:n_photos]
+    styles = sorted((r for r in rows if r["kind"] == "style"), key=lambda r: r["photo_id"])
+    panels = content + styles
+    cols = 4
+    n_rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3.2 * cols, 2.9 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), panels):
+        ax.imshow(np.asarray(Image.open(r["overlay"]).convert("RGB")))
+        areas = ", ".join(a.split(":")[0] for a in r["areas"].split(";")[:5])
+        ax.set_title(f"{r['kind']}: {r['photo_id'][:24]}\n{r['model']} [{areas}]", fontsize=7)
+    if panels:
+        fig.suptitle(f"segmentation: {panels[0]['model']} (weights: {panels[0]['weights']})", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out)

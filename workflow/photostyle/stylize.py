@@ -17,6 +17,7 @@ index and the job goes on; images and the index are written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import resource
@@ -24,20 +25,22 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 
 from .config import config_hash
 from .device import describe_device, make_deterministic, seed_everything, select_device
 from .io import read_csv_dicts, read_png_text, write_csv_atomic, write_png_atomic
 from .methods import get_method
-from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
+from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo, sha256_bytes
 from .progress import Progress
 from .tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = (
-    "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
+    "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error", "regions",
     "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
 _PROV = "photostyle:"
@@ -105,9 +108,65 @@ def process_item(row: dict, out_path: Path, provenance: dict[str, str], ledger: 
         return {**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
 
 
+class RegionSource:
+    """Label maps of the segment stage, and the content<->style matching of each pair."""
+
+    def __init__(self, seg: dict, segment_indexes: list[str]):
+        from .regions import load_groups
+
+        self.seg = seg
+        self.table = load_groups(seg["groups_file"])
+        self.rows = {(r["kind"], r["photo_id"]): r for idx in segment_indexes for r in read_csv_dicts(idx)}
+        self._labels: dict[str, tuple[np.ndarray, str]] = {}
+
+    def labels(self, kind: str, pid: str):
+        """(label map, sha256 of its file) or None when segmentation failed for the photo."""
+        row = self.rows.get((kind, pid))
+        if row is None or row["status"] != "ok":
+            return None
+        if row["labels"] not in self._labels:
+            data = Path(row["labels"]).read_bytes()
+            import io
+
+            self._labels[row["labels"]] = (np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data))
+        return self._labels[row["labels"]]
+
+    def usable(self, pid: str, sid: str) -> str | None:
+        """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
+        if self.labels("content", pid) is None or self.labels("style", sid) is None:
+            return "global (segmentation missing)"
+        if self.rows[("content", pid)]["label_space"] != self.rows[("style", sid)]["label_space"]:
+            return "global (label spaces differ)"
+        return None
+
+    def digest(self, pid: str, sid: str) -> str:
+        """Identifies the two label maps (part of the reuse key of an output)."""
+        if self.usable(pid, sid):
+            return "none"
+        return hashlib.sha256((self.labels("content", pid)[1] + self.labels("style", sid)[1]).encode()).hexdigest()[:16]
+
+    def masks(self, pid: str, sid: str, content_img, style_img, device):
+        """Matched masks of one content/style pair, or None for a global transfer."""
+        from .regions import build_masks, match_clusters, match_groups
+
+        if self.usable(pid, sid):
+            return None
+        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
+        if self.rows[("content", pid)]["label_space"] == "clusters":
+            matches, table = match_clusters(content_img, c, style_img, s), None
+        else:
+            matches = match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"])
+            table = self.table
+        if len(matches) == 1 and matches[0].style == "*":
+            return None
+        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table)
+
+
 def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root,
-                      index_out, code_version: str) -> list[dict]:
-    """``settings`` holds exactly what affects the output: method params, seed, device, limits.
+                      index_out, code_version: str, segment_indexes: list[str] | None = None) -> list[dict]:
+    """``settings`` holds exactly what affects the output: method params, seed, device, limits,
+    and the matching settings when segmentation is on (``segment_indexes`` then lists the
+    segment stage's indexes of this shard and of the styles).
 
     Images go to ``out_root/<style>/<method>/<photo>.png``.
     """
@@ -124,6 +183,8 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     styles = read_styles(style_tables)
     shard = Path(shard_table).stem
     ledger = read_ledger(index_out)
+    seg = settings.get("segmentation")
+    regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
     job_state: dict = {}  # models shared by all styles of this job
     style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
     style_tensor: dict[str, torch.Tensor] = {}  # loaded on first use: a cached style costs nothing
@@ -133,13 +194,19 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     progress = Progress(len(photos) * len(styles), f"stylize {method_name}/{shard}")
     log.info("device %s; method %s; weights %s; %d photos x %d styles",
              dev_desc, method_name, weights_prov, len(photos), len(styles))
+    style_arrays: dict[str, np.ndarray] = {}
+
+    def style_array(srow):
+        if srow["id"] not in style_arrays:
+            style_arrays[srow["id"]] = load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0]
+        return style_arrays[srow["id"]]
+
     for r in photos:  # photo-major: each photo is decoded once for all styles
         content: list = []
 
-        def content_tensor(r=r, content=content):
+        def content_array(r=r, content=content):
             if not content:
-                img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
-                content.append(to_tensor(img, device))
+                content.append(load_photo(r["path"], limits, expect_sha256=r["sha256"])[0])
             return content[0]
 
         for srow in styles:
@@ -149,24 +216,42 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                 rows.append({**row, "status": "skipped", "error": f"style photo rejected at ingest: {srow['reason']}"})
                 progress.step()
                 continue
+            try:
+                labels_digest = regions.digest(r["id"], sid) if regions is not None else "none"
+            except OSError as exc:
+                rows.append({**row, "status": "failed", "error": f"label map unreadable: {exc}"})
+                progress.step()
+                continue
+            summary: list[str] = []
             provenance = {"photo": r["id"], "style": sid, "method": method_name,
                           "source_sha256": r["sha256"], "style_sha256": srow["sha256"],
-                          "config_hash": chash, "code_version": code_version,
+                          "labels_sha256": labels_digest, "config_hash": chash, "code_version": code_version,
                           "weights": weights_prov, "device": dev_desc, "seed": str(settings["seed"])}
 
-            def compute(r=r, srow=srow, sid=sid):
+            def compute(r=r, srow=srow, sid=sid, summary=summary):
                 if sid not in style_tensor:
-                    style_tensor[sid] = to_tensor(load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0], device)
-                x = content_tensor()
+                    style_tensor[sid] = to_tensor(style_array(srow), device)
+                x = to_tensor(content_array(), device)
+                masks = None
+                if regions is not None:
+                    masks = regions.masks(r["id"], sid, content_array(), style_array(srow), device)
+                    summary.append(masks.summary if masks is not None else (regions.usable(r["id"], sid) or "whole"))
                 seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
                 with torch.no_grad():
-                    out = fn(x, style_tensor[sid], masks=None, params=params, device=device, state=style_state[sid])
+                    out = fn(x, style_tensor[sid], masks=masks, params=params, device=device, state=style_state[sid])
                 if out.shape != x.shape:
                     raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
                 return out
 
             out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"
-            rows.append(process_item(row, out_path, provenance, ledger, compute, device))
+            done = process_item(row, out_path, provenance, ledger, compute, device)
+            if regions is None:
+                done["regions"] = "global (segmentation off)"
+            elif summary:
+                done["regions"] = summary[0]
+            else:  # reused: the matching it was made with
+                done["regions"] = ledger.get((r["id"], sid), {}).get("regions", "")
+            rows.append(done)
             progress.step()
     n_cached = sum(r.get("cached") == 1 for r in rows)
     log.info("done: %d computed, %d reused, %d failed, %d skipped",

@@ -138,7 +138,28 @@ def _cache_candidates(spec: WeightSpec) -> list[Path]:
     return sorted(snap.glob(f"*/{spec.filename}")) if snap.exists() else []
 
 
+def _host_of(spec: WeightSpec) -> str:
+    if spec.source == "hf":
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://", 1)[-1].split("/")[0]
+    return spec.url.split("://", 1)[-1].split("/")[0]
+
+
+def _reachable(host: str, timeout_s: float = 3.0) -> bool:
+    """A fast DNS + TCP check, so offline nodes fail in milliseconds, not after minutes of
+    client retries (huggingface_hub retries for about 25 s)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def _download(spec: WeightSpec, weights_dir: Path) -> Path:
+    host = _host_of(spec)
+    if not _reachable(host):
+        raise ConnectionError(f"{host} is not reachable from this machine")
     dest = spec.local_path(weights_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if spec.source == "url":

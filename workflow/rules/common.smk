@@ -15,6 +15,7 @@ from photostyle.config import canonical_json, default_config_path, refine_settin
 from photostyle.collection import sync_listings  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
 from photostyle.provenance import stage_code_version  # noqa: E402
+from photostyle.regions import groups_digest  # noqa: E402
 
 if not config:  # no --configfile/--config given: the shipped default (sample data)
     with open(default_config_path(), encoding="utf-8") as _fh:
@@ -32,6 +33,8 @@ _CONTENT = sync_listings(config["content_dir"], f"{LISTS}/content", config["inge
 CONTENT_SHARDS = sorted(_CONTENT)
 STYLES = sorted(sync_listings(config["style_dir"], f"{LISTS}/style", per_file=True))
 METHODS = list(config["stylize"]["methods"])
+SEG = config["segmentation"]
+SEGMENT = SEG["enabled"] and SEG["model"] != "none"
 COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
 
 wildcard_constraints:
@@ -56,12 +59,23 @@ def _limits():
     return {k: ing[k] for k in ("max_megapixels", "min_side", "max_decode_megapixels")}
 
 
+def segment_settings(wildcards):
+    keys = ("model", "segformer_variant", "short_side", "labels_dir", "groups_file", "min_area", "kmeans")
+    seg = {k: SEG[k] for k in keys}
+    seg["groups_digest"] = groups_digest(SEG["groups_file"])
+    return as_json({"segmentation": seg, "weights": config["weights"], "seed": config["seed"],
+                    "device": config["device"], "ingest": _limits()})
+
+
 def stylize_settings(wildcards):
     m = METHOD_REGISTRY[wildcards.method]
     s = {"params": config["methods"].get(wildcards.method, {}), "seed": config["seed"],
          "device": config["device"], "ingest": _limits()}
     if m.weights:  # only methods with pretrained networks depend on the weights setting
         s["weights"] = config["weights"]
+    if SEGMENT:  # how regions are matched and blended
+        keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
+        s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
     return as_json(s)
 
 
@@ -115,6 +129,17 @@ def style_tables(wildcards):
     return [ingest_table("style", s) for s in STYLES]
 
 
+def segment_index(kind, part):
+    return f"{RESULTS}/segment/{kind}/_index/{part}.csv"
+
+
+def stylize_segment_indexes(wildcards):
+    """The label maps stylize uses: this shard's and every style's (none when segmentation is off)."""
+    if not SEGMENT:
+        return []
+    return [segment_index("content", wildcards.shard)] + [segment_index("style", s) for s in STYLES]
+
+
 def grid_shards():
     """The first shards (in name order) that together list at least report.grid_photos files:
     the report grid samples from these, so it does not depend on all of a large collection."""
@@ -125,6 +150,10 @@ def grid_shards():
         chosen.append(shard)
         n += len(_CONTENT[shard])
     return chosen
+
+
+def segmentation_sheet_indexes(wildcards):
+    return [segment_index("content", s) for s in grid_shards()] + [segment_index("style", s) for s in STYLES]
 
 
 def grid_indexes(wildcards):
@@ -143,4 +172,6 @@ def final_targets():
     targets = [f"{RESULTS}/manifest.csv", f"{RESULTS}/metrics/per_image.csv",
                f"{RESULTS}/report/metrics_scatter.png", f"{RESULTS}/report/runtimes.png"]
     targets += [f"{RESULTS}/report/grid_{style}.png" for style in STYLES]
+    if SEGMENT:
+        targets.append(f"{RESULTS}/report/segmentation.png")
     return targets

@@ -4,6 +4,7 @@ rule stylize:
     input:
         shard=ingest_table("content", "{shard}"),
         styles=style_tables,
+        segments=stylize_segment_indexes,
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:
@@ -19,4 +20,4 @@ rule stylize:
     shell:
         "photostyle stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
-        " --index {output:q} --code-version {params.code:q} 2> {log:q}"
+        " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q} 2> {log:q}"

@@ -11,6 +11,11 @@ Both match global colour statistics of the content photo to those of the style p
 
 Statistics are computed in float64; a per-style cache in ``state`` avoids recomputing the
 style's statistics for every photo of a shard.
+
+With matched region masks (segmentation stage), both are region-aware: region k of the content
+(soft weights ``w_k``, summing to 1 at each pixel) is mapped with the statistics of its matched
+style region, and the per-region results are blended with the same soft weights, so no seams
+appear at region borders: ``out(x) = sum_k w_k(x) T_k(x)``.
 """
 
 from __future__ import annotations
@@ -84,15 +89,48 @@ def mkl_transfer(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-6,
     c = _pixels(content)
     mu_c, cov_c = mean_cov(c)
     mu_s, cov_s = style_stats if style_stats is not None else mean_cov(_pixels(style))
-    eye = torch.eye(3, dtype=c.dtype, device=c.device)
-    cov_c = cov_c + eps * eye
-    cov_s = cov_s + eps * eye
-    c_half = _sqrtm_psd(cov_c)
-    c_inv_half = _sqrtm_psd(cov_c, inverse=True)
-    t = c_inv_half @ _sqrtm_psd(c_half @ cov_s @ c_half) @ c_inv_half
-    out = (c - mu_c) @ t.T + mu_s
+    out = (c - mu_c) @ _mkl_map(mu_c, cov_c, mu_s, cov_s, eps).T + mu_s
     rgb = _unpixels(out, content)
     return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def weighted_mean_cov(pix: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of ``(N, 3)`` pixels under weights ``w`` ``(N,)``."""
+    w = w.double() / w.double().sum().clamp_min(1e-12)
+    mu = (pix * w[:, None]).sum(0)
+    x = pix - mu
+    return mu, (x * w[:, None]).T @ x
+
+
+def _mkl_map(mu_c, cov_c, mu_s, cov_s, eps):
+    eye = torch.eye(3, dtype=cov_c.dtype, device=cov_c.device)
+    cov_c, cov_s = cov_c + eps * eye, cov_s + eps * eye
+    c_half, c_inv_half = _sqrtm_psd(cov_c), _sqrtm_psd(cov_c, inverse=True)
+    return c_inv_half @ _sqrtm_psd(c_half @ cov_s @ c_half) @ c_inv_half
+
+
+def regionwise(content: torch.Tensor, style: torch.Tensor, masks, state: dict, key: str, to_space, from_space,
+               region_map) -> torch.Tensor:
+    """``sum_k w_k * region_map(content pixels in space, w_k, style region k's pixels in space)``.
+
+    ``region_map(c, w, s_stats)`` maps all content pixels ``c`` with the content statistics under
+    weights ``w`` and the style region's statistics ``s_stats`` (cached per style region).
+    """
+    c = to_space(_pixels(content))
+    s_all = _pixels(style)
+    weights = masks.content_weights.reshape(len(masks.matches), -1)
+    cache = state.setdefault("region_stats", {})
+    out = torch.zeros_like(c)
+    for k, match in enumerate(masks.matches):
+        w = weights[k].to(c.device)
+        if float(w.sum()) < 1e-6:
+            continue
+        skey = (key, match.style)
+        if skey not in cache:
+            sel = masks.style_masks[k].reshape(-1).to(s_all.device)
+            cache[skey] = to_space(s_all[sel])
+        out += w.double()[:, None] * region_map(c, w, cache[skey])
+    return _unpixels(from_space(out), content).clamp(0.0, 1.0)
 
 
 def _blend(result: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
@@ -110,6 +148,16 @@ def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):
 def reinhard(content, style, *, masks=None, params, device, state):
     space = params.get("colour_space", "lalphabeta")
     fwd = rgb_to_lalphabeta if space == "lalphabeta" else (lambda x: x)
+    if masks is not None:
+        inv = lalphabeta_to_rgb if space == "lalphabeta" else (lambda x: x)
+
+        def region_map(c, w, s):
+            mu_c, cov_c = weighted_mean_cov(c, w)
+            sd_c = cov_c.diagonal().clamp_min(0).sqrt()
+            return (c - mu_c) * (s.std(0, unbiased=False) / sd_c.clamp_min(1e-8)) + s.mean(0)
+
+        out = regionwise(content, style, masks, state, "reinhard:" + space, fwd, inv, region_map)
+        return _blend(out, content, params.get("strength", 1.0))
 
     def stats(s):
         p = fwd(_pixels(s))
@@ -121,6 +169,15 @@ def reinhard(content, style, *, masks=None, params, device, state):
 
 
 def mkl(content, style, *, masks=None, params, device, state):
+    eps = params.get("eps", 1e-6)
+    if masks is not None:
+        def region_map(c, w, s):
+            mu_c, cov_c = weighted_mean_cov(c, w)
+            mu_s, cov_s = mean_cov(s)
+            return (c - mu_c) @ _mkl_map(mu_c, cov_c, mu_s, cov_s, eps).T + mu_s
+
+        out = regionwise(content, style, masks, state, "mkl", lambda x: x, lambda x: x, region_map)
+        return _blend(out, content, params.get("strength", 1.0))
     st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
     out = mkl_transfer(content, style, eps=params.get("eps", 1e-6), style_stats=st)
     return _blend(out, content, params.get("strength", 1.0))

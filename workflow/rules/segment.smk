@@ -1,0 +1,35 @@
+rule segment:
+    """Semantic label maps of one content shard or one style photo; models load once per job."""
+    input:
+        ingest_table("{kind}", "{part}"),
+    output:
+        segment_index("{kind}", "{part}"),
+    params:
+        settings=segment_settings,
+        code=stage_code_version("segment"),
+        out_root=f"{RESULTS}/segment",
+    resources:
+        gpu=1,
+    log:
+        f"{RESULTS}/logs/segment/{{kind}}/{{part}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/{{kind}}/{{part}}.tsv"
+    shell:
+        "photostyle segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
+        " --out-root {params.out_root:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
+
+
+rule report_segmentation:
+    """Segmentation overlays of the report's sample photos and of every style."""
+    input:
+        manifest=f"{RESULTS}/manifest.csv",
+        indexes=segmentation_sheet_indexes,
+    output:
+        report(f"{RESULTS}/report/segmentation.png", caption="../report/segmentation.rst", category="Segmentation"),
+    params:
+        settings=report_settings,
+        code=stage_code_version("report"),
+    log:
+        f"{RESULTS}/logs/report_segmentation/segmentation.log",
+    shell:
+        "photostyle segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
