@@ -58,3 +58,49 @@ def test_summary_aggregates_a_known_table():
     assert np.isclose(s.loc["a", "ssim_lum_p95"], np.quantile(a, 0.95))
     assert np.isclose(s.loc["b", "colour_dist_mean"], 3.0)
     assert (s.loc["a", "n_ok"], s.loc["a", "n_failed"], s.loc["b", "n_failed"]) == (4, 1, 0)
+
+
+def test_region_colour_distance_sees_what_the_global_distance_cannot(tmp_path):
+    """Swapping the colours of two regions keeps the global colour distribution (and so the
+    global distance) but puts each region's colour in the wrong place."""
+    from PIL import Image
+
+    from photostyle.io import write_csv_atomic
+    from photostyle.metrics import region_colour_distance
+    from photostyle.regions import RegionSource, load_groups
+    from photostyle.segmentation import SEGMENT_COLUMNS
+
+    groups = str(__import__("conftest").REPO / "config" / "segmentation_groups.yaml")
+    table = load_groups(groups)
+    lab = np.full((40, 40), table.gid("sky"), np.uint8)
+    lab[20:] = table.gid("ground")
+    rows = []
+    for kind, pid in (("content", "c"), ("style", "s")):
+        path = tmp_path / f"{pid}.png"
+        Image.fromarray(lab, "L").save(path)
+        rows.append({"photo_id": pid, "kind": kind, "status": "ok", "labels": str(path), "label_space": "groups"})
+    write_csv_atomic(tmp_path / "seg.csv", SEGMENT_COLUMNS, rows)
+    regions = RegionSource({"groups_file": groups, "min_pixels": 10, "max_area_ratio": 100}, [tmp_path / "seg.csv"])
+    rng = np.random.default_rng(0)
+    style = np.where(lab[..., None] == table.gid("sky"), [200, 120, 60], [40, 60, 150]).astype(float)
+    style = np.clip(style + rng.normal(0, 4, style.shape), 0, 255).astype(np.uint8)
+    right = style.copy()
+    swapped = np.concatenate([style[20:], style[:20]])
+    content = np.full_like(style, 128)
+    dirs = projections(16)
+    d_right = region_colour_distance(right, content, style, "c", "s", regions, dirs, 4096, 0)
+    d_swapped = region_colour_distance(swapped, content, style, "c", "s", regions, dirs, 4096, 0)
+    assert d_right < 3 and d_swapped > 10 * d_right
+    assert abs(_dist(right, style) - _dist(swapped, style)) < 1.0  # the global distance cannot tell
+
+
+def test_gram_style_distance_zero_for_style_itself_and_flagged_random():
+    import torch
+
+    from photostyle.style_distance import GramDistance
+
+    g = GramDistance({"mode": "random", "dir": "none", "download": False}, 0, 64, torch.device("cpu"))
+    assert g.provenance == "random, seed 0"
+    img = smooth_photo(50, 70, seed=1)
+    assert g.distance(img, g.grams(img)) < 1e-6
+    assert g.distance(smooth_photo(50, 70, seed=2), g.grams(img)) > 0.01

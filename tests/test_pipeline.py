@@ -71,6 +71,11 @@ def test_metrics_tables_cover_every_output(pipeline):
     # every method moved the colours towards the style
     assert (per_image["colour_dist"] < per_image["colour_dist_content"]).mean() > 0.9
     assert set(per_image["weights"]) == {"none"} and per_image["device"].str.startswith("cpu").all()
+    # no pretrained VGG here: the style distance is computed but flagged as random-weight
+    assert per_image["style_dist"].notna().all() and (per_image["style_dist_weights"] == "random, seed 0").all()
+    # segmentation ran (k-means fallback, recorded), so the per-region distance exists
+    assert per_image["colour_dist_regions"].notna().all()
+    assert per_image["regions"].str.contains(">").all()
     summary = pd.read_csv(tmp / "results" / "metrics" / "summary.csv")
     assert len(summary) == 2 * 2 * 2 and (summary["n_ok"] == 3).all()
 

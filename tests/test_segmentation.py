@@ -196,3 +196,16 @@ def test_soft_region_blending_leaves_no_seam(table):
         steps[blur] = float(out[0].mean(2).diff(dim=1).abs().max())  # largest row-to-row change
     assert steps[0.0] > 0.15  # hard masks: a seam
     assert steps[0.05] < steps[0.0] / 3  # soft masks spread it into a gradual transition
+
+
+def test_batched_inference_equals_one_at_a_time():
+    seg, weights = _cfg(model="segformer-ade20k", segformer_variant="b0")
+    segmenter = build_segmenter(seg, weights, seed=1, device=torch.device("cpu"))
+    rng = np.random.default_rng(5)
+    imgs = [(rng.random((48, 64, 3)) * 255).astype(np.uint8) for _ in range(3)] + [
+        (rng.random((64, 40, 3)) * 255).astype(np.uint8)]  # two working sizes in one batch
+    rows = [{"id": str(i)} for i in range(4)]
+    batched = segmenter.segment_many(imgs, rows)
+    single = [segmenter.segment(img, row) for img, row in zip(imgs, rows)]
+    for a, b in zip(batched, single):
+        assert a.shape == b.shape and (a == b).mean() > 0.999

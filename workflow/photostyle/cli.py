@@ -61,7 +61,7 @@ def cmd_refine(a):
 def cmd_metrics(a):
     from .metrics import run_metrics_shard
 
-    run_metrics_shard(a.shard_table, a.style_tables, a.indexes, _settings(a.settings), a.out)
+    run_metrics_shard(a.shard_table, a.style_tables, a.indexes, _settings(a.settings), a.out, a.segment_indexes)
 
 
 def cmd_aggregate(a):
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("--style-tables", nargs="+", required=True)
     s.add_argument("--indexes", nargs="+", required=True)
+    s.add_argument("--segment-indexes", nargs="*", default=[])
     s.set_defaults(fn=cmd_metrics)
 
     s = sub.add_parser("aggregate", help="per_image.csv and summary.csv from shard metrics")

@@ -8,6 +8,12 @@
   pixel distributions in CIELAB (scikit-image colour conversion), in Lab units; 0 = same
   colour distribution. ``colour_dist_content`` is the same for the unmodified content photo,
   the baseline a method should move away from.
+* ``colour_dist_regions`` (segmentation on): the same distance per matched region pair
+  (output pixels of a content region against the pixels of its matched style region),
+  averaged with the content regions' areas as weights.
+* ``style_dist`` (``metrics.style_distance``): VGG-19 Gram-matrix distance to the style
+  photo; ``style_dist_weights`` says which weights computed it (``random, seed N`` when no
+  pretrained VGG-19 was available -- then it is not a perceptual measure).
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from .progress import Progress
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content")
+METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content", "colour_dist_regions", "style_dist")
 PER_IMAGE_COLUMNS = (
     "photo_id", "style", "method", "variant", "shard", "status", "error", *METRIC_COLUMNS,
-    "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version", "output",
+    "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "style_dist_weights", "regions",
+    "config_hash", "code_version", "output",
 )
 
 
@@ -118,14 +125,68 @@ def _style_quantiles(style_tables, limits, n_sample: int, seed: int, dirs) -> di
     return samples
 
 
-def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], settings: dict, out) -> list[dict]:
+def region_colour_distance(out: np.ndarray, content: np.ndarray, style: np.ndarray, pid: str, sid: str,
+                           regions, dirs: np.ndarray, n_sample: int, seed: int) -> float | None:
+    """Area-weighted colour distance over matched region pairs (None without usable labels)."""
+    from .regions import WHOLE
+
+    if regions is None or regions.usable(pid, sid):
+        return None
+    matches, _ = regions.matches(pid, sid, content, style)
+    c_lab, s_lab = regions.labels("content", pid)[0], regions.labels("style", sid)[0]
+    rng = np.random.default_rng(seed)
+    total, acc = 0, 0.0
+    for m in matches:
+        c_sel = c_lab == m.content
+        s_sel = np.ones_like(s_lab, bool) if m.style == WHOLE else s_lab == m.style
+        if not c_sel.any() or not s_sel.any():
+            continue
+        q_out = projected_quantiles(lab_sample(out[c_sel][:, None], n_sample, rng), dirs)
+        q_sty = projected_quantiles(lab_sample(style[s_sel][:, None], n_sample, rng), dirs)
+        acc += c_sel.sum() * swd_from_quantiles(q_out, q_sty)
+        total += c_sel.sum()
+    return acc / total if total else None
+
+
+def _style_rows(style_tables) -> dict[str, dict]:
+    return {r["id"]: r for t in style_tables for r in read_csv_dicts(t)}
+
+
+def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], settings: dict, out,
+                      segment_indexes: list[str] | None = None) -> list[dict]:
     """Measure every output listed in ``indexes`` (every style and method, raw and refined)."""
     limits = PhotoLimits.from_settings(settings)
     m = settings["metrics"]
     n_sample, seed = m["colour_sample_pixels"], settings["seed"]
     dirs = projections(m["swd_projections"], seed)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    style_q = _style_quantiles(style_tables, limits, n_sample, seed, dirs)
+    style_rows = _style_rows(style_tables)
+    style_img: dict[str, np.ndarray | None] = {}
+    for sid, row in style_rows.items():
+        style_img[sid] = None
+        if row["status"] == "ok":
+            try:
+                style_img[sid] = load_photo(row["path"], limits, expect_sha256=row["sha256"])[0]
+            except PhotoRejected as exc:
+                log.error("style %s unusable: %s", sid, exc)
+    style_q = {sid: None if img is None else projected_quantiles(
+        lab_sample(img, n_sample, np.random.default_rng(seed)), dirs) for sid, img in style_img.items()}
+    seg = settings.get("segmentation")
+    regions = None
+    if seg and segment_indexes:
+        from .regions import RegionSource
+
+        regions = RegionSource(seg, segment_indexes)
+    gram = None
+    if m.get("style_distance"):
+        import torch
+
+        from .device import select_device
+        from .style_distance import GramDistance
+
+        torch.set_grad_enabled(False)
+        gram = GramDistance(settings["weights"], seed, m["style_short_side"], select_device(settings["device"]))
+        style_grams = {sid: gram.grams(img) for sid, img in style_img.items() if img is not None}
     by_photo: dict[str, list[dict]] = {}
     for idx in sorted(indexes):
         for e in read_csv_dicts(idx):
@@ -148,7 +209,14 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
             if e["status"] == "ok" and content is not None and q is not None:
                 try:
                     t0 = time.perf_counter()
-                    vals = image_metrics(read_rgb(e["output"]), content, q, dirs, n_sample, derive_seed(seed, pid))
+                    out_img = read_rgb(e["output"])
+                    vals = image_metrics(out_img, content, q, dirs, n_sample, derive_seed(seed, pid))
+                    vals["colour_dist_regions"] = region_colour_distance(
+                        out_img, content, style_img[e["style"]], pid, e["style"], regions, dirs, n_sample,
+                        derive_seed(seed, pid, "regions"))
+                    if gram is not None:
+                        vals["style_dist"] = gram.distance(out_img, style_grams[e["style"]])
+                        vals["style_dist_weights"] = gram.provenance
                     row.update(vals, colour_dist_content=baseline[e["style"]],
                                metrics_s=f"{time.perf_counter() - t0:.4f}")
                 except (OSError, ValueError) as exc:
@@ -173,7 +241,8 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     counts = per_image.groupby(keys, sort=True)["status"].agg(
         n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s == "failed").sum()),
         n_skipped=lambda s: int((s == "skipped").sum()))
-    prov = per_image.groupby(keys, sort=True)[["weights", "device", "code_version"]].agg(
+    prov_cols = [c for c in ("weights", "style_dist_weights", "device", "code_version") if c in per_image]
+    prov = per_image.groupby(keys, sort=True)[prov_cols].agg(
         lambda s: ";".join(sorted(set(map(str, s.dropna())))))
     return counts.join(out, how="left").join(prov).reset_index()
 

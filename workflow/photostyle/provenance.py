@@ -17,7 +17,7 @@ STAGE_MODULES = {
     "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py"],
     "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py"],
     "refine": ["photo.py", "refine.py", "domain_transform.py", "tensors.py"],
-    "metrics": ["photo.py", "metrics.py", "tensors.py"],
+    "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "weights.py"],
     "report": ["report.py"],
 }
 

@@ -20,12 +20,18 @@ Matching rules (documented in config/README.md):
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
+
+from .io import read_csv_dicts
+from .photo import sha256_bytes
 
 WHOLE = "*"
 
@@ -56,8 +62,6 @@ def resolve_groups_file(path: str) -> Path:
 
 
 def groups_digest(path: str) -> str:
-    import hashlib
-
     return hashlib.sha256(resolve_groups_file(path).read_bytes()).hexdigest()[:12]
 
 
@@ -196,3 +200,54 @@ def build_masks(content_labels: np.ndarray, style_labels: np.ndarray, matches: l
     sm = np.stack([np.ones_like(style_labels, dtype=bool) if m.style == WHOLE else style_labels == m.style
                    for m in matches])
     return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table))
+
+
+class RegionSource:
+    """Label maps of the segment stage, and the content<->style matching of each pair."""
+
+    def __init__(self, seg: dict, segment_indexes: list[str]):
+        self.seg = seg
+        self.table = load_groups(seg["groups_file"])
+        self.rows = {(r["kind"], r["photo_id"]): r for idx in segment_indexes for r in read_csv_dicts(idx)}
+        self._labels: dict[str, tuple[np.ndarray, str]] = {}
+
+    def labels(self, kind: str, pid: str):
+        """(label map, sha256 of its file) or None when segmentation failed for the photo."""
+        row = self.rows.get((kind, pid))
+        if row is None or row["status"] != "ok":
+            return None
+        if row["labels"] not in self._labels:
+            data = Path(row["labels"]).read_bytes()
+            self._labels[row["labels"]] = (np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data))
+        return self._labels[row["labels"]]
+
+    def usable(self, pid: str, sid: str) -> str | None:
+        """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
+        if self.labels("content", pid) is None or self.labels("style", sid) is None:
+            return "global (segmentation missing)"
+        if self.rows[("content", pid)]["label_space"] != self.rows[("style", sid)]["label_space"]:
+            return "global (label spaces differ)"
+        return None
+
+    def digest(self, pid: str, sid: str) -> str:
+        """Identifies the two label maps (part of the reuse key of an output)."""
+        if self.usable(pid, sid):
+            return "none"
+        return hashlib.sha256((self.labels("content", pid)[1] + self.labels("style", sid)[1]).encode()).hexdigest()[:16]
+
+    def matches(self, pid: str, sid: str, content_img, style_img) -> tuple[list[Match], GroupTable | None]:
+        """How the pair's regions are matched (images are needed for k-means clusters only)."""
+        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
+        if self.rows[("content", pid)]["label_space"] == "clusters":
+            return match_clusters(content_img, c, style_img, s), None
+        return match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"]), self.table
+
+    def masks(self, pid: str, sid: str, content_img, style_img, device):
+        """Matched masks of one content/style pair, or None for a global transfer."""
+        if self.usable(pid, sid):
+            return None
+        matches, table = self.matches(pid, sid, content_img, style_img)
+        if len(matches) == 1 and matches[0].style == WHOLE:
+            return None
+        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
+        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table)

@@ -62,6 +62,9 @@ class Segmenter:
     def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
         return np.zeros(image.shape[:2], np.uint8)  # one region: group 0
 
+    def segment_many(self, images: list[np.ndarray], rows: list[dict]) -> list[np.ndarray]:
+        return [self.segment(img, row) for img, row in zip(images, rows)]
+
 
 def _working_size(h: int, w: int, short_side: int, multiple: int = 32) -> tuple[int, int]:
     s = short_side / min(h, w)
@@ -104,22 +107,41 @@ class NetworkSegmenter(Segmenter):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    @torch.no_grad()
-    def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
+    def _prepare(self, image: np.ndarray) -> torch.Tensor:
         h, w = image.shape[:2]
-        wh, ww = _working_size(h, w, self.short_side)
         x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
-        x = F.interpolate(x, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=_working_size(h, w, self.short_side), mode="bilinear", align_corners=False,
+                          antialias=True)
         mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        logits = self.logits((x - mean) / std)[0].float()  # (classes, h', w')
+        return (x - mean) / std
+
+    def _to_labels(self, logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        logits = logits.float()  # (classes, h', w')
         # group score = log-sum-exp of its classes' logits
         groups = torch.full((self.n_groups, *logits.shape[-2:]), -1e4, device=logits.device)
         for g in range(self.n_groups):
             sel = (self.lut == g).nonzero().flatten()
             if len(sel):
                 groups[g] = torch.logsumexp(logits[sel], dim=0)
-        return _upsampled_argmax(groups, (h, w))
+        return _upsampled_argmax(groups, size)
+
+    @torch.no_grad()
+    def segment_many(self, images: list[np.ndarray], rows: list[dict]) -> list[np.ndarray]:
+        """Batched inference: photos with the same working size share a forward pass."""
+        prepared = [self._prepare(img) for img in images]
+        out: list[np.ndarray | None] = [None] * len(images)
+        by_size: dict[tuple, list[int]] = {}
+        for i, x in enumerate(prepared):
+            by_size.setdefault(tuple(x.shape[-2:]), []).append(i)
+        for idx in by_size.values():
+            logits = self.logits(torch.cat([prepared[i] for i in idx]))
+            for j, i in enumerate(idx):
+                out[i] = self._to_labels(logits[j], images[i].shape[:2])
+        return out
+
+    def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
+        return self.segment_many([image], [row])[0]
 
 
 class DeepLab(NetworkSegmenter):
@@ -292,23 +314,43 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     rows = []
     progress = Progress(len(photos), f"segment {kind}/{Path(table_csv).stem}")
     log.info("segmenter %s (%s), weights %s, device %s", segmenter.name, segmenter.label_space, segmenter.provenance, dev)
-    for r in photos:
-        row = {**dict.fromkeys(SEGMENT_COLUMNS, ""), "photo_id": r["id"], "kind": kind, "model": segmenter.name,
-               "label_space": segmenter.label_space, "weights": segmenter.provenance, "device": dev,
-               "config_hash": chash, "code_version": code_version}
+    batch = max(1, int(cfg.get("batch_size", 1)))
+    for start in range(0, len(photos), batch):
+        chunk, images = [], []
+        for r in photos[start:start + batch]:
+            row = {**dict.fromkeys(SEGMENT_COLUMNS, ""), "photo_id": r["id"], "kind": kind, "model": segmenter.name,
+                   "label_space": segmenter.label_space, "weights": segmenter.provenance, "device": dev,
+                   "config_hash": chash, "code_version": code_version}
+            try:
+                images.append(load_photo(r["path"], limits, expect_sha256=r["sha256"])[0])
+                chunk.append((r, row))
+            except PhotoRejected as exc:
+                rows.append({**row, "status": "failed", "error": f"PhotoRejected: {exc}"})
+                progress.step()
         try:
-            img, _ = load_photo(r["path"], limits, expect_sha256=r["sha256"])
-            labels = segmenter.segment(img, r)
-            labels = merge_small_regions(labels, groups if names else None, cfg["min_area"])
-            lpath = out_root / kind / f"{r['id']}.png"
-            opath = out_root / "overlay" / f"{r['id']}.jpg"
-            write_bytes_atomic(lpath, _palette_png(labels))
-            write_bytes_atomic(opath, overlay(img, labels))
-            rows.append({**row, "status": "ok", "labels": str(lpath), "overlay": str(opath),
-                         "areas": areas_text(labels, names)})
-        except (PhotoRejected, RuntimeError, ValueError, OSError, MemoryError) as exc:
-            log.error("segment %s failed: %s", r["id"], exc)
-            rows.append({**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
-        progress.step()
+            labelled = segmenter.segment_many(images, [r for r, _ in chunk])
+            errors = [None] * len(chunk)
+        except (PhotoRejected, RuntimeError, ValueError, OSError, MemoryError):
+            labelled, errors = [], []  # retry one by one, so one bad photo does not fail the batch
+            for img, (r, _) in zip(images, chunk):
+                try:
+                    labelled.append(segmenter.segment(img, r))
+                    errors.append(None)
+                except (PhotoRejected, RuntimeError, ValueError, OSError, MemoryError) as exc:
+                    labelled.append(None)
+                    errors.append(exc)
+        for img, labels, exc, (r, row) in zip(images, labelled, errors, chunk):
+            if exc is not None:
+                log.error("segment %s failed: %s", r["id"], exc)
+                rows.append({**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
+            else:
+                labels = merge_small_regions(labels, groups if names else None, cfg["min_area"])
+                lpath = out_root / kind / f"{r['id']}.png"
+                opath = out_root / "overlay" / f"{r['id']}.jpg"
+                write_bytes_atomic(lpath, _palette_png(labels))
+                write_bytes_atomic(opath, overlay(img, labels))
+                rows.append({**row, "status": "ok", "labels": str(lpath), "overlay": str(opath),
+                             "areas": areas_text(labels, names)})
+            progress.step()
     write_csv_atomic(index_out, SEGMENT_COLUMNS, rows)
     return rows

@@ -17,7 +17,6 @@ index and the job goes on; images and the index are written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import resource
@@ -27,14 +26,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .config import config_hash
 from .device import describe_device, make_deterministic, seed_everything, select_device
 from .io import read_csv_dicts, read_png_text, write_csv_atomic, write_png_atomic
 from .methods import get_method
-from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo, sha256_bytes
+from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
 from .progress import Progress
+from .regions import RegionSource
 from .tensors import to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
@@ -106,60 +105,6 @@ def process_item(row: dict, out_path: Path, provenance: dict[str, str], ledger: 
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return {**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
-
-
-class RegionSource:
-    """Label maps of the segment stage, and the content<->style matching of each pair."""
-
-    def __init__(self, seg: dict, segment_indexes: list[str]):
-        from .regions import load_groups
-
-        self.seg = seg
-        self.table = load_groups(seg["groups_file"])
-        self.rows = {(r["kind"], r["photo_id"]): r for idx in segment_indexes for r in read_csv_dicts(idx)}
-        self._labels: dict[str, tuple[np.ndarray, str]] = {}
-
-    def labels(self, kind: str, pid: str):
-        """(label map, sha256 of its file) or None when segmentation failed for the photo."""
-        row = self.rows.get((kind, pid))
-        if row is None or row["status"] != "ok":
-            return None
-        if row["labels"] not in self._labels:
-            data = Path(row["labels"]).read_bytes()
-            import io
-
-            self._labels[row["labels"]] = (np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data))
-        return self._labels[row["labels"]]
-
-    def usable(self, pid: str, sid: str) -> str | None:
-        """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
-        if self.labels("content", pid) is None or self.labels("style", sid) is None:
-            return "global (segmentation missing)"
-        if self.rows[("content", pid)]["label_space"] != self.rows[("style", sid)]["label_space"]:
-            return "global (label spaces differ)"
-        return None
-
-    def digest(self, pid: str, sid: str) -> str:
-        """Identifies the two label maps (part of the reuse key of an output)."""
-        if self.usable(pid, sid):
-            return "none"
-        return hashlib.sha256((self.labels("content", pid)[1] + self.labels("style", sid)[1]).encode()).hexdigest()[:16]
-
-    def masks(self, pid: str, sid: str, content_img, style_img, device):
-        """Matched masks of one content/style pair, or None for a global transfer."""
-        from .regions import build_masks, match_clusters, match_groups
-
-        if self.usable(pid, sid):
-            return None
-        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
-        if self.rows[("content", pid)]["label_space"] == "clusters":
-            matches, table = match_clusters(content_img, c, style_img, s), None
-        else:
-            matches = match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"])
-            table = self.table
-        if len(matches) == 1 and matches[0].style == "*":
-            return None
-        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table)
 
 
 def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root,

@@ -60,7 +60,7 @@ def _limits():
 
 
 def segment_settings(wildcards):
-    keys = ("model", "segformer_variant", "short_side", "labels_dir", "groups_file", "min_area", "kmeans")
+    keys = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "groups_file", "min_area", "kmeans")
     seg = {k: SEG[k] for k in keys}
     seg["groups_digest"] = groups_digest(SEG["groups_file"])
     return as_json({"segmentation": seg, "weights": config["weights"], "seed": config["seed"],
@@ -89,7 +89,17 @@ def refine_settings(wildcards):
 
 
 def metrics_settings(wildcards):
-    return as_json({"metrics": config["metrics"], "seed": config["seed"], "ingest": _limits()})
+    s = {"metrics": config["metrics"], "seed": config["seed"], "ingest": _limits(), "device": config["device"]}
+    if config["metrics"]["style_distance"]:
+        s["weights"] = config["weights"]
+    if SEGMENT:
+        keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio")
+        s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
+    return as_json(s)
+
+
+def metrics_segment_indexes(wildcards):
+    return stylize_segment_indexes(wildcards)
 
 
 def report_settings(wildcards):

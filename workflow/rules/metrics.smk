@@ -5,6 +5,7 @@ rule metrics:
         shard=ingest_table("content", "{shard}"),
         styles=style_tables,
         indexes=metrics_indexes,
+        segments=metrics_segment_indexes,
     output:
         f"{RESULTS}/metrics/shards/{{shard}}.csv",
     params:
@@ -16,7 +17,8 @@ rule metrics:
         f"{RESULTS}/benchmarks/metrics/{{shard}}.tsv"
     shell:
         "photostyle metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
-        " --style-tables {input.styles:q} --indexes {input.indexes:q} 2> {log:q}"
+        " --style-tables {input.styles:q} --indexes {input.indexes:q} --segment-indexes {input.segments:q}"
+        " 2> {log:q}"
 
 
 rule aggregate_metrics:
