@@ -9,14 +9,60 @@ import numpy as np
 import torch
 
 
+_HELD_SLOTS: list = []  # open lock files, held for the life of the job process
+
+
+def claim_slot(n_slots: int, lock_dir: str | os.PathLike, timeout_s: float = 3600.0, poll_s: float = 1.0) -> int:
+    """Claim the first free of ``n_slots`` slots with an exclusive lock file per slot.
+
+    The lock is held until the process exits (the OS releases it even after a crash), so
+    concurrent jobs on one machine each get a different GPU.
+    """
+    import fcntl
+    import time
+
+    os.makedirs(lock_dir, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for i in range(n_slots):
+            fh = open(os.path.join(lock_dir, f"gpu{i}.lock"), "a+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            _HELD_SLOTS.append(fh)
+            return i
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no free GPU among {n_slots} after {timeout_s:.0f} s (locks in {lock_dir})")
+        time.sleep(poll_s)
+
+
 def select_device(preference: str = "auto") -> torch.device:
-    """``auto``: CUDA if available, else CPU. ``cuda`` without a GPU is an error."""
+    """``auto``: CUDA if available, else CPU. ``cuda`` without a GPU is an error.
+
+    Snakemake's ``gpu`` resource limits how many GPU jobs run at once but does not say which
+    GPU a job gets. Unless a scheduler already restricted the visible devices
+    (``CUDA_VISIBLE_DEVICES``, as SLURM does), a job claims the first free GPU through a lock
+    file per device (``PHOTOSTYLE_GPU_LOCK_DIR``, default ``/tmp/photostyle-gpu-locks``).
+    """
     if preference not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, not {preference!r}")
     if preference == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
+        n = torch.cuda.device_count()
+        if n > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            lock_dir = os.environ.get("PHOTOSTYLE_GPU_LOCK_DIR", "/tmp/photostyle-gpu-locks")
+            index = claim_slot(n, lock_dir)
+        else:
+            index = torch.cuda.current_device()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     if preference == "cuda":
         raise RuntimeError("config device: cuda, but torch sees no CUDA device")
     return torch.device("cpu")

@@ -1,7 +1,10 @@
 localrules:
     manifest,
     fetch_weights,
+    aggregate_metrics,
+    report_grid,
     report_plots,
+    report_segmentation,
 
 
 rule fetch_weights:
