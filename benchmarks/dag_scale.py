@@ -20,8 +20,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import scheduled_jobs  # noqa: E402
 
 
 def dry_run(workdir: Path, cfg: Path) -> tuple[float, str]:

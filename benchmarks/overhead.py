@@ -8,7 +8,7 @@ time and summed compute are comparable) and prints
     overhead = (wall - compute) / compute
 
 where compute sums every per-image time the jobs measure: ingest decode (``decode_s``),
-stylize and refine (``runtime_s``) and metrics (``metrics_s``). Everything else -- Python
+segmentation (``segment_s``), stylize and refine (``runtime_s``) and metrics (``metrics_s``). Everything else -- Python
 and torch start-up per job, Snakemake scheduling, reading tables, report figures -- is
 overhead. Target (issue 2): <= 15 %.
 """
@@ -56,8 +56,10 @@ def main() -> None:
     res = tmp / "results"
     ingest = pd.concat(pd.read_csv(p) for p in (res / "ingest" / "content").glob("*.csv"))
     per_image = pd.read_csv(res / "metrics" / "per_image.csv")
+    segment = [pd.read_csv(p) for p in (res / "segment").glob("*/_index/*.csv")]
     parts = {
         "ingest decode": ingest["decode_s"].sum(),
+        "segment": sum(float(s["segment_s"].sum()) for s in segment),
         "stylize": per_image.loc[per_image["variant"] == "raw", "runtime_s"].sum(),
         "refine": per_image.loc[per_image["variant"] == "refined", "runtime_s"].sum(),
         "metrics": per_image["metrics_s"].sum(),

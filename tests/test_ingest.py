@@ -1,8 +1,6 @@
 """Ingest on a hostile corpus the test generates; every file is accounted for."""
 
-import csv
 import io
-import struct
 
 import numpy as np
 import pytest

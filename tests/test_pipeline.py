@@ -31,7 +31,7 @@ def pipeline(tmp_path_factory):
     cfg = {
         "content_dir": str(content), "style_dir": str(styles), "device": "cpu",
         "ingest": {"shard_size": 2},
-        "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16},
+        "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16, "style_distance": True},
         "report": {"grid_photos": 2, "thumb_px": 64},
     }
     cfg_path = tmp / "config.yaml"

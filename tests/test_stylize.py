@@ -2,14 +2,13 @@
 
 import hashlib
 
-import numpy as np
 import pytest
 
 from conftest import save, smooth_photo
 from photostyle.collection import sync_listings
 from photostyle.config import validate_config
 from photostyle.ingest import ingest_listing
-from photostyle.io import read_csv_dicts, read_png_text
+from photostyle.io import read_png_text
 from photostyle.photo import PhotoLimits
 from photostyle.refine import run_refine_shard
 from photostyle.stylize import run_stylize_shard

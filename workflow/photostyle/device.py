@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .photo import PhotoLimits
 
 
 _HELD_SLOTS: list = []  # open lock files, held for the life of the job process
@@ -66,6 +71,26 @@ def select_device(preference: str = "auto") -> torch.device:
     if preference == "cuda":
         raise RuntimeError("config device: cuda, but torch sees no CUDA device")
     return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every GPU-capable shard job sets up first: deterministic kernels, a device, the
+    photo limits, and the provenance of its settings."""
+
+    device: torch.device
+    device_desc: str
+    limits: "PhotoLimits"
+    config_hash: str
+
+
+def start_job(settings: dict) -> JobContext:
+    from .config import config_hash
+    from .photo import PhotoLimits
+
+    make_deterministic()
+    device = select_device(settings["device"])
+    return JobContext(device, describe_device(device), PhotoLimits.from_settings(settings), config_hash(settings))
 
 
 def describe_device(device: torch.device) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 
@@ -138,11 +137,9 @@ def _rf_numba(image: torch.Tensor, guide: torch.Tensor, sigma_s: float, sigma_r:
 
 
 def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 def domain_transform(image: torch.Tensor, guide: torch.Tensor | None = None, sigma_spatial: float = 60.0,

@@ -14,10 +14,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # params, so a code change reruns exactly the stages it affects.
 STAGE_MODULES = {
     "ingest": ["photo.py", "collection.py", "ingest.py"],
-    "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py"],
-    "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py"],
-    "refine": ["photo.py", "refine.py", "domain_transform.py", "tensors.py"],
-    "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "weights.py"],
+    "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py", "tensors.py", "device.py"],
+    "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py", "device.py"],
+    "refine": ["photo.py", "refine.py", "domain_transform.py", "_dt_kernels.py", "tensors.py", "device.py"],
+    "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "weights.py", "tensors.py"],
     "report": ["report.py"],
 }
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .config import config_hash
-from .device import describe_device, make_deterministic, select_device
+from .device import start_job
 from .domain_transform import detail_layer, detail_transfer
 from .io import read_csv_dicts, read_rgb
-from .photo import PhotoLimits, load_photo, sha256_bytes
+from .photo import load_photo, sha256_bytes
 from .progress import Progress
 from .stylize import INDEX_COLUMNS, process_item, read_ledger, write_index
 from .tensors import to_tensor
@@ -27,12 +26,9 @@ log = logging.getLogger(__name__)
 
 def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str) -> list[dict]:
     """Images go to ``out_root/<style>/<method>/<photo>.png``."""
-    make_deterministic()
-    device = select_device(settings["device"])
-    limits = PhotoLimits.from_settings(settings)
+    job = start_job(settings)
+    device, limits, chash, dev_desc = job.device, job.limits, job.config_hash, job.device_desc
     rs = settings["refine"]
-    chash = config_hash(settings)
-    dev_desc = describe_device(device)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     entries = sorted(read_csv_dicts(stylize_index), key=lambda e: (e["photo_id"], e["style"]))
     ledger = read_ledger(index_out)

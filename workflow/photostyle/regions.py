@@ -25,6 +25,7 @@ import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -32,6 +33,9 @@ from PIL import Image
 
 from .io import read_csv_dicts
 from .photo import sha256_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 WHOLE = "*"
 

@@ -22,7 +22,7 @@ Big photos run at ``short_side`` and group scores are upsampled to full size in 
 from __future__ import annotations
 
 import logging
-import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +30,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .config import config_hash
-from .device import describe_device, make_deterministic, seed_everything, select_device
+from .device import seed_everything, start_job
 from .io import read_csv_dicts, write_bytes_atomic, write_csv_atomic
-from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
+from .photo import PhotoRejected, derive_seed, load_photo
 from .progress import Progress
+from .tensors import imagenet_normalize
 from .regions import GroupTable, load_groups, merge_small_regions
 
 log = logging.getLogger(__name__)
 
 ADE20K_CLASSES = ('wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass', 'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant', 'curtain', 'chair', 'car', 'water', 'painting', 'sofa', 'shelf', 'house', 'sea', 'mirror', 'rug', 'field', 'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe', 'lamp', 'bathtub', 'railing', 'cushion', 'base', 'box', 'column', 'signboard', 'chest of drawers', 'counter', 'sand', 'sink', 'skyscraper', 'fireplace', 'refrigerator', 'grandstand', 'path', 'stairs', 'runway', 'case', 'pool table', 'pillow', 'screen door', 'stairway', 'river', 'bridge', 'bookcase', 'blind', 'coffee table', 'toilet', 'flower', 'book', 'hill', 'bench', 'countertop', 'stove', 'palm', 'kitchen island', 'computer', 'swivel chair', 'boat', 'bar', 'arcade machine', 'hovel', 'bus', 'towel', 'light', 'truck', 'tower', 'chandelier', 'awning', 'streetlight', 'booth', 'television receiver', 'airplane', 'dirt track', 'apparel', 'pole', 'land', 'bannister', 'escalator', 'ottoman', 'bottle', 'buffet', 'poster', 'stage', 'van', 'ship', 'fountain', 'conveyer belt', 'canopy', 'washer', 'plaything', 'swimming pool', 'stool', 'barrel', 'basket', 'waterfall', 'tent', 'bag', 'minibike', 'cradle', 'oven', 'ball', 'food', 'step', 'tank', 'trade name', 'microwave', 'pot', 'animal', 'bicycle', 'lake', 'dishwasher', 'screen', 'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic light', 'tray', 'ashcan', 'fan', 'pier', 'crt screen', 'plate', 'monitor', 'bulletin board', 'shower', 'radiator', 'glass', 'clock', 'flag')  # index order of the ADE20K (SceneParsing-150) logits
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # colours of the groups (and of k-means clusters) in label PNG palettes and overlays
 PALETTE = [
     (128, 128, 128), (70, 130, 180), (60, 160, 60), (180, 90, 60), (30, 60, 200), (150, 120, 80),
@@ -49,7 +47,7 @@ PALETTE = [
     (255, 130, 180), (90, 200, 120), (20, 20, 20), (240, 240, 240),
 ]
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
-                   "weights", "areas", "device", "config_hash", "code_version")
+                   "weights", "areas", "segment_s", "device", "config_hash", "code_version")
 
 
 class Segmenter:
@@ -112,9 +110,7 @@ class NetworkSegmenter(Segmenter):
         x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
         x = F.interpolate(x, size=_working_size(h, w, self.short_side), mode="bilinear", align_corners=False,
                           antialias=True)
-        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return imagenet_normalize(x)
 
     def _to_labels(self, logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         logits = logits.float()  # (classes, h', w')
@@ -230,7 +226,7 @@ class LabelSegmenter(Segmenter):
 
 def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmenter:
     """The configured segmenter, with its weights resolved (or the documented fallback)."""
-    from .weights import WeightsUnavailable, load_state_dict, resolve
+    from .weights import load_state_dict, resolve
 
     model = cfg["model"]
     table = load_groups(cfg["groups_file"])
@@ -301,14 +297,13 @@ def areas_text(labels: np.ndarray, names: tuple[str, ...] | None) -> str:
 
 def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, code_version: str) -> list[dict]:
     """Segment every accepted photo of an ingest table (a content shard or one style)."""
-    make_deterministic()
+    job = start_job(settings)
+    device, limits = job.device, job.limits
     cfg = settings["segmentation"]
-    device = select_device(settings["device"])
-    limits = PhotoLimits.from_settings(settings)
     segmenter = build_segmenter(cfg, settings["weights"], settings["seed"], device)  # loaded once per job
     groups = load_groups(cfg["groups_file"])
     names = groups.groups if segmenter.label_space == "groups" else None
-    chash, dev = config_hash(settings), describe_device(device)
+    chash, dev = job.config_hash, job.device_desc
     out_root = Path(out_root)
     photos = [r for r in read_csv_dicts(table_csv) if r["status"] == "ok"]
     rows = []
@@ -327,6 +322,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
             except PhotoRejected as exc:
                 rows.append({**row, "status": "failed", "error": f"PhotoRejected: {exc}"})
                 progress.step()
+        t0 = time.perf_counter()
         try:
             labelled = segmenter.segment_many(images, [r for r, _ in chunk])
             errors = [None] * len(chunk)
@@ -339,6 +335,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
                 except (PhotoRejected, RuntimeError, ValueError, OSError, MemoryError) as exc:
                     labelled.append(None)
                     errors.append(exc)
+        per_photo_s = (time.perf_counter() - t0) / max(1, len(chunk))
         for img, labels, exc, (r, row) in zip(images, labelled, errors, chunk):
             if exc is not None:
                 log.error("segment %s failed: %s", r["id"], exc)
@@ -350,7 +347,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
                 write_bytes_atomic(lpath, _palette_png(labels))
                 write_bytes_atomic(opath, overlay(img, labels))
                 rows.append({**row, "status": "ok", "labels": str(lpath), "overlay": str(opath),
-                             "areas": areas_text(labels, names)})
+                             "areas": areas_text(labels, names), "segment_s": f"{per_photo_s:.4f}"})
             progress.step()
     write_csv_atomic(index_out, SEGMENT_COLUMNS, rows)
     return rows

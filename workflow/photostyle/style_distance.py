@@ -11,11 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .tensors import imagenet_normalize
 from .weights import load_state_dict, resolve
 
 LAYERS = (1, 6, 11, 20)  # relu1_1, relu2_1, relu3_1, relu4_1 in torchvision's vgg19.features
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def vgg19_features(weights_cfg: dict, seed: int, up_to: int = max(LAYERS)) -> tuple[torch.nn.Sequential, str]:
@@ -44,7 +43,7 @@ class GramDistance:
         s = self.short_side / min(h, w)
         x = F.interpolate(x, size=(max(8, round(h * s)), max(8, round(w * s))), mode="bilinear",
                           align_corners=False, antialias=True)
-        x = (x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        x = imagenet_normalize(x)
         out = []
         for i, layer in enumerate(self.net):
             x = layer(x)

@@ -27,11 +27,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import config_hash
-from .device import describe_device, make_deterministic, seed_everything, select_device
+from .device import seed_everything, start_job
 from .io import read_csv_dicts, read_png_text, write_csv_atomic, write_png_atomic
 from .methods import get_method
-from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
+from .photo import PhotoRejected, derive_seed, load_photo
 from .progress import Progress
 from .regions import RegionSource
 from .tensors import to_tensor, to_uint8
@@ -115,14 +114,10 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
 
     Images go to ``out_root/<style>/<method>/<photo>.png``.
     """
-    make_deterministic()
-    method = get_method(method_name)
-    fn = method.fn
-    device = select_device(settings["device"])
-    limits = PhotoLimits.from_settings(settings)
+    job = start_job(settings)
+    device, limits, chash, dev_desc = job.device, job.limits, job.config_hash, job.device_desc
+    fn = get_method(method_name).fn
     params = settings["params"]
-    chash = config_hash(settings)
-    dev_desc = describe_device(device)
     weights_prov = settings.get("weights_provenance") or "none"
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
     styles = read_styles(style_tables)

@@ -24,3 +24,12 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma of ``(B, 3, H, W)`` -> ``(B, 1, H, W)``."""
     w = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (image * w).sum(dim=1, keepdim=True)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` in [0, 1] -> the input normalisation of ImageNet-trained networks."""
+    return (x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
