@@ -126,23 +126,34 @@ def _style_quantiles(style_tables, limits, n_sample: int, seed: int, dirs) -> di
 
 
 def region_colour_distance(out: np.ndarray, content: np.ndarray, style: np.ndarray, pid: str, sid: str,
-                           regions, dirs: np.ndarray, n_sample: int, seed: int) -> float | None:
-    """Area-weighted colour distance over matched region pairs (None without usable labels)."""
+                           regions, dirs: np.ndarray, n_sample: int, seed: int,
+                           cache: dict | None = None) -> float | None:
+    """Area-weighted colour distance over matched region pairs (None without usable labels).
+
+    ``cache`` (one dict per job) keeps what does not depend on the output image: the matching
+    of each photo/style pair and the projected quantiles of each style region.
+    """
     from .regions import WHOLE
 
     if regions is None or regions.usable(pid, sid):
         return None
-    matches, _ = regions.matches(pid, sid, content, style)
+    cache = {} if cache is None else cache
+    if ("match", pid, sid) not in cache:
+        cache[("match", pid, sid)] = regions.matches(pid, sid, content, style)[0]
+    matches = cache[("match", pid, sid)]
     c_lab, s_lab = regions.labels("content", pid)[0], regions.labels("style", sid)[0]
     rng = np.random.default_rng(seed)
     total, acc = 0, 0.0
     for m in matches:
         c_sel = c_lab == m.content
-        s_sel = np.ones_like(s_lab, bool) if m.style == WHOLE else s_lab == m.style
-        if not c_sel.any() or not s_sel.any():
+        if ("style", sid, m.style) not in cache:
+            s_sel = np.ones_like(s_lab, bool) if m.style == WHOLE else s_lab == m.style
+            cache[("style", sid, m.style)] = projected_quantiles(
+                lab_sample(style[s_sel][:, None], n_sample, np.random.default_rng(seed)), dirs) if s_sel.any() else None
+        q_sty = cache[("style", sid, m.style)]
+        if not c_sel.any() or q_sty is None:
             continue
         q_out = projected_quantiles(lab_sample(out[c_sel][:, None], n_sample, rng), dirs)
-        q_sty = projected_quantiles(lab_sample(style[s_sel][:, None], n_sample, rng), dirs)
         acc += c_sel.sum() * swd_from_quantiles(q_out, q_sty)
         total += c_sel.sum()
     return acc / total if total else None
@@ -192,6 +203,7 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
         for e in read_csv_dicts(idx):
             by_photo.setdefault(e["photo_id"], []).append(e)
     rows = []
+    region_cache: dict = {}
     progress = Progress(len(by_photo), f"metrics {Path(shard_table).stem}")
     for pid in sorted(by_photo):
         content, baseline = None, {}
@@ -213,7 +225,7 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
                     vals = image_metrics(out_img, content, q, dirs, n_sample, derive_seed(seed, pid))
                     vals["colour_dist_regions"] = region_colour_distance(
                         out_img, content, style_img[e["style"]], pid, e["style"], regions, dirs, n_sample,
-                        derive_seed(seed, pid, "regions"))
+                        derive_seed(seed, "regions"), region_cache)
                     if gram is not None:
                         vals["style_dist"] = gram.distance(out_img, style_grams[e["style"]])
                         vals["style_dist_weights"] = gram.provenance
