@@ -67,3 +67,12 @@ def test_snakemake_stops_on_bad_config_before_any_job(tiny_collection):
     out = proc.stdout + proc.stderr
     assert "refine.sigma_spacial" in out and "sigma_spatial" in out
     assert not (workdir / "results" / "ingest" / "content").exists()
+
+
+def test_missing_content_folder_stops_the_run(tiny_collection):
+    workdir, cfg_path, cfg = tiny_collection
+    cfg["content_dir"] = str(workdir / "photoz")
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(workdir, cfg_path, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "content_dir" in proc.stdout + proc.stderr and "photoz" in proc.stdout + proc.stderr

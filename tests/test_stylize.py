@@ -104,3 +104,27 @@ def test_valid_outputs_are_reused_and_invalid_ones_recomputed(shard):
     # another parameter value: nothing is reused
     _, changed = _run(tmp_path, sid, {**settings, "params": {**settings["params"], "strength": 0.5}}, "f")
     assert [r["cached"] for r in changed] == [0, 0, 0]
+
+
+def test_declared_weights_are_resolved_once_and_recorded(shard, monkeypatch):
+    """A method that declares pretrained weights gets them resolved by the driver; with
+    weights.mode random the outputs say so (never a silent stand-in for pretrained)."""
+    from photostyle import methods
+
+    seen = []
+
+    def fake(content, style, *, masks, params, device, state):
+        seen.append(state["job"]["weights"]["vgg19-imagenet"])
+        return content
+
+    monkeypatch.setitem(methods.REGISTRY, "fake", methods.Method("fake", "colour:mkl", ("vgg19-imagenet",)))
+    monkeypatch.setattr(methods.Method, "fn", property(lambda self: fake if self.name == "fake" else None))
+    tmp_path, _, ids, settings, cfg = shard
+    sid = ids["style.png"]
+    s = {**settings, "weights": {"mode": "random", "dir": str(tmp_path / "w"), "download": False}}
+    rows = run_stylize_shard(tmp_path / "content.csv", [tmp_path / f"{sid}.csv"], "fake", s, tmp_path / "o",
+                             tmp_path / "o" / "_index" / "fake" / "x.csv", "test")
+    assert {r["weights"] for r in rows} == {"vgg19-imagenet=random, seed 0"}
+    assert len(seen) == 3 and all(r.is_random for r in seen)
+    png = tmp_path / "o" / sid / "fake" / f"{rows[0]['photo_id']}.png"
+    assert read_png_text(png)["photostyle:weights"] == "vgg19-imagenet=random, seed 0"

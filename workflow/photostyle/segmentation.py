@@ -300,7 +300,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     job = start_job(settings)
     device, limits = job.device, job.limits
     cfg = settings["segmentation"]
-    segmenter = build_segmenter(cfg, settings["weights"], settings["seed"], device)  # loaded once per job
+    segmenter = build_segmenter(cfg, settings.get("weights", {}), settings["seed"], device)  # loaded once per job
     groups = load_groups(cfg["groups_file"])
     names = groups.groups if segmenter.label_space == "groups" else None
     chash, dev = job.config_hash, job.device_desc

@@ -116,16 +116,26 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     """
     job = start_job(settings)
     device, limits, chash, dev_desc = job.device, job.limits, job.config_hash, job.device_desc
-    fn = get_method(method_name).fn
+    method = get_method(method_name)
+    fn = method.fn
     params = settings["params"]
-    weights_prov = settings.get("weights_provenance") or "none"
+    # Pretrained weights a method declares are resolved once per job, before any photo, so
+    # their provenance is part of every output's reuse key; the method finds them in
+    # state["job"]["weights"] (name -> photostyle.weights.Resolved).
+    resolved = {}
+    if method.weights:
+        from .weights import resolve
+
+        w = settings["weights"]
+        resolved = {name: resolve(name, w["mode"], w["dir"], settings["seed"], w["download"]) for name in method.weights}
+    weights_prov = "; ".join(f"{name}={r.provenance}" for name, r in resolved.items()) or "none"
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
     styles = read_styles(style_tables)
     shard = Path(shard_table).stem
     ledger = read_ledger(index_out)
     seg = settings.get("segmentation")
     regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
-    job_state: dict = {}  # models shared by all styles of this job
+    job_state: dict = {"weights": resolved}  # models shared by all styles of this job
     style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
     style_tensor: dict[str, torch.Tensor] = {}  # loaded on first use: a cached style costs nothing
     base = {**dict.fromkeys(INDEX_COLUMNS, ""), "method": method_name, "variant": "raw", "shard": shard,

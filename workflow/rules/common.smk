@@ -1,8 +1,8 @@
 # Shared set-up: config validation, collection scan, settings per stage, input functions.
-import json
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.19")
@@ -26,6 +26,10 @@ config.update(_validated)
 
 RESULTS = "results"
 LISTS = f"{RESULTS}/ingest/lists"
+
+for _key in ("content_dir", "style_dir"):  # a mistyped folder must not look like an empty collection
+    if not Path(config[_key]).is_dir():
+        raise WorkflowError(f"config {_key}: folder '{config[_key]}' does not exist (relative to {Path.cwd()})")
 
 # Scan the collections (names, sizes, mtimes; no file is read) and refresh the listings of
 # the shards that changed. Unchanged listings keep their mtime, so nothing else reruns.
@@ -63,8 +67,10 @@ def segment_settings(wildcards):
     keys = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "groups_file", "min_area", "kmeans")
     seg = {k: SEG[k] for k in keys}
     seg["groups_digest"] = groups_digest(SEG["groups_file"])
-    return as_json({"segmentation": seg, "weights": config["weights"], "seed": config["seed"],
-                    "device": config["device"], "ingest": _limits()})
+    s = {"segmentation": seg, "seed": config["seed"], "device": config["device"], "ingest": _limits()}
+    if SEG["model"] in ("segformer-ade20k", "deeplabv3"):  # only networks depend on the weights setting
+        s["weights"] = config["weights"]
+    return as_json(s)
 
 
 def stylize_settings(wildcards):

@@ -9,8 +9,9 @@ A method is one function with the signature of :data:`MethodFn`::
 ``params`` is the method's sub-tree of ``config['methods']``; ``state`` is a dict that lives
 while the job works on one style (a method caches the style's statistics there), and
 ``state["job"]`` is a dict shared by all styles of the shard job (a method keeps loaded
-models there), so both are built once, not once per photo. The result has the content's
-shape.
+models there; ``state["job"]["weights"]`` holds the resolved pretrained weights it declared
+in ``Method.weights``, already recorded in every output's provenance), so both are built
+once, not once per photo. The result has the content's shape.
 
 A new method is one module plus one line in :data:`REGISTRY` (and its name in the config
 schema's enums, which a test keeps in sync with this registry). The registry itself does
