@@ -106,8 +106,8 @@ def runtime_bars(benchmark_files: list[str], out) -> None:
             df = pd.read_csv(p, sep="\t")
         except (OSError, pd.errors.EmptyDataError):
             continue
-        rule = p.relative_to(p.parents[len(p.parents) - 1]).parts
-        name = next((part for part in rule if part not in ("results", "benchmarks")), p.stem)
+        parts = p.parts  # .../benchmarks/<rule>/<wildcards...>.tsv
+        name = parts[parts.index("benchmarks") + 1] if "benchmarks" in parts[:-1] else p.stem
         totals[name] = totals.get(name, 0.0) + float(df["s"].sum())
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = sorted(totals)
