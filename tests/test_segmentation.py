@@ -209,3 +209,22 @@ def test_batched_inference_equals_one_at_a_time():
     single = [segmenter.segment(img, row) for img, row in zip(imgs, rows)]
     for a, b in zip(batched, single):
         assert a.shape == b.shape and (a == b).mean() > 0.999
+
+
+def test_region_source_keeps_style_maps_and_only_the_current_content_map(tmp_path, table):
+    from photostyle.io import write_csv_atomic
+    from photostyle.regions import RegionSource
+    from photostyle.segmentation import SEGMENT_COLUMNS
+
+    rows = []
+    for kind, pid, value in (("content", "a", 1), ("content", "b", 2), ("style", "s", 3)):
+        path = tmp_path / f"{pid}.png"
+        Image.fromarray(np.full((8, 8), value, np.uint8), "L").save(path)
+        rows.append({"photo_id": pid, "kind": kind, "status": "ok", "labels": str(path), "label_space": "groups"})
+    write_csv_atomic(tmp_path / "seg.csv", SEGMENT_COLUMNS, rows)
+    src = RegionSource({"groups_file": GROUPS, "min_pixels": 10, "max_area_ratio": 100}, [tmp_path / "seg.csv"])
+    for pid, value in (("a", 1), ("b", 2), ("a", 1)):
+        assert (src.labels("content", pid)[0] == value).all()
+        assert (src.labels("style", "s")[0] == 3).all()
+    assert src.digest("a", "s") != src.digest("b", "s")
+    assert src.labels("content", "missing") is None

@@ -58,6 +58,11 @@ def ingest_listing(listing, root, kind: str, shard: str, limits: PhotoLimits, ou
     return rows
 
 
+def read_styles(style_tables) -> list[dict]:
+    """Rows of the style ingest tables (one per style photo), sorted by style id."""
+    return sorted((r for t in style_tables for r in read_csv_dicts(t)), key=lambda r: r["id"])
+
+
 def collect_manifest(shard_tables, manifest_out, rejected_out) -> tuple[int, int]:
     """Concatenate per-shard ingest tables into the manifest and the rejected list."""
     ok, bad, seen = [], [], {}

@@ -111,7 +111,7 @@ def read_png_text(path: str | os.PathLike) -> dict[str, str]:
         return dict(getattr(im, "text", {}) or {})
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image the pipeline wrote itself (already 8-bit RGB)."""
+def read_rgb(path: str | os.PathLike | io.BytesIO) -> np.ndarray:
+    """Read an image the pipeline wrote itself (already 8-bit RGB), from a path or bytes."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))

@@ -28,6 +28,7 @@ from skimage.color import rgb2lab
 from skimage.filters import sobel
 from skimage.metrics import structural_similarity
 
+from .ingest import read_styles
 from .io import read_csv_dicts, read_rgb, write_csv_atomic
 from .photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
 from .progress import Progress
@@ -109,22 +110,6 @@ def image_metrics(out: np.ndarray, content: np.ndarray, style_q: np.ndarray, dir
     }
 
 
-def _style_quantiles(style_tables, limits, n_sample: int, seed: int, dirs) -> dict[str, np.ndarray | None]:
-    """Projected Lab quantiles of every usable style photo (``None`` for a rejected one)."""
-    samples = {}
-    for table in style_tables:
-        for row in read_csv_dicts(table):
-            samples[row["id"]] = None
-            if row["status"] != "ok":
-                continue
-            try:
-                img, _ = load_photo(row["path"], limits, expect_sha256=row["sha256"])
-                samples[row["id"]] = projected_quantiles(lab_sample(img, n_sample, np.random.default_rng(seed)), dirs)
-            except PhotoRejected as exc:
-                log.error("style %s unusable: %s", row["id"], exc)
-    return samples
-
-
 def region_colour_distance(out: np.ndarray, content: np.ndarray, style: np.ndarray, pid: str, sid: str,
                            regions, dirs: np.ndarray, n_sample: int, seed: int,
                            cache: dict | None = None) -> float | None:
@@ -159,10 +144,6 @@ def region_colour_distance(out: np.ndarray, content: np.ndarray, style: np.ndarr
     return acc / total if total else None
 
 
-def _style_rows(style_tables) -> dict[str, dict]:
-    return {r["id"]: r for t in style_tables for r in read_csv_dicts(t)}
-
-
 def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], settings: dict, out,
                       segment_indexes: list[str] | None = None) -> list[dict]:
     """Measure every output listed in ``indexes`` (every style and method, raw and refined)."""
@@ -171,9 +152,9 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
     n_sample, seed = m["colour_sample_pixels"], settings["seed"]
     dirs = projections(m["swd_projections"], seed)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    style_rows = _style_rows(style_tables)
     style_img: dict[str, np.ndarray | None] = {}
-    for sid, row in style_rows.items():
+    for row in read_styles(style_tables):
+        sid = row["id"]
         style_img[sid] = None
         if row["status"] == "ok":
             try:

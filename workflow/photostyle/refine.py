@@ -8,6 +8,7 @@ photo, refine settings, code version) is current, as in the stylize stage.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
         p = photos[e["photo_id"]]
         stylized_path = Path(e["output"])
         try:
-            stylized_sha = sha256_bytes(stylized_path.read_bytes())
+            stylized_bytes = stylized_path.read_bytes()
+            stylized_sha = sha256_bytes(stylized_bytes)
         except OSError as exc:
             rows.append({**row, "status": "failed", "error": f"stylised image unreadable: {exc}"})
             progress.step()
@@ -57,7 +59,7 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
                       "source_sha256": p["sha256"], "input_sha256": stylized_sha, "config_hash": chash,
                       "code_version": code_version, "weights": e["weights"], "device": dev_desc}
 
-        def compute(p=p, stylized_path=stylized_path):
+        def compute(p=p, stylized_bytes=stylized_bytes):
             if p["id"] not in cache:
                 cache.clear()  # entries are photo-major: keep one photo's buffers at a time
                 img, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
@@ -66,7 +68,8 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
                     cache[p["id"]] = (content, detail_layer(content, **dt))
             content, detail = cache[p["id"]]
             with torch.no_grad():
-                return detail_transfer(to_tensor(read_rgb(stylized_path), device), content, detail=detail, **dt)
+                stylized = read_rgb(io.BytesIO(stylized_bytes))  # decoded from the bytes already read
+                return detail_transfer(to_tensor(stylized, device), content, detail=detail, **dt)
 
         out_path = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         rows.append(process_item(row, out_path, provenance, ledger, compute, device))

@@ -213,17 +213,29 @@ class RegionSource:
         self.seg = seg
         self.table = load_groups(seg["groups_file"])
         self.rows = {(r["kind"], r["photo_id"]): r for idx in segment_indexes for r in read_csv_dicts(idx)}
-        self._labels: dict[str, tuple[np.ndarray, str]] = {}
+        # Style label maps are few and used for every photo: kept. Content label maps are used
+        # by photo-major loops one photo at a time: only the current one is kept, so a job does
+        # not hold a whole shard's label maps in memory.
+        self._style: dict[str, tuple[np.ndarray, str]] = {}
+        self._content: tuple[str, tuple[np.ndarray, str]] | None = None
+
+    @staticmethod
+    def _read(path: str) -> tuple[np.ndarray, str]:
+        data = Path(path).read_bytes()
+        return np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data)
 
     def labels(self, kind: str, pid: str):
         """(label map, sha256 of its file) or None when segmentation failed for the photo."""
         row = self.rows.get((kind, pid))
         if row is None or row["status"] != "ok":
             return None
-        if row["labels"] not in self._labels:
-            data = Path(row["labels"]).read_bytes()
-            self._labels[row["labels"]] = (np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data))
-        return self._labels[row["labels"]]
+        if kind == "style":
+            if pid not in self._style:
+                self._style[pid] = self._read(row["labels"])
+            return self._style[pid]
+        if self._content is None or self._content[0] != pid:
+            self._content = (pid, self._read(row["labels"]))
+        return self._content[1]
 
     def usable(self, pid: str, sid: str) -> str | None:
         """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""

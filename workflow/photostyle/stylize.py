@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .device import seed_everything, start_job
+from .ingest import read_styles
 from .io import read_csv_dicts, read_png_text, write_csv_atomic, write_png_atomic
 from .methods import get_method
 from .photo import PhotoRejected, derive_seed, load_photo
@@ -48,10 +49,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def read_styles(style_tables) -> list[dict]:
-    return sorted((r for t in style_tables for r in read_csv_dicts(t)), key=lambda r: r["id"])
 
 
 def is_current(path: Path, expected: dict[str, str]) -> bool:
