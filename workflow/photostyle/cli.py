@@ -84,6 +84,12 @@ def cmd_plots(a):
     runtime_bars(a.benchmarks, a.runtimes)
 
 
+def cmd_losses(a):
+    from .report import loss_curves
+
+    loss_curves(a.out, a.indexes, a.training_logs, a.photos)
+
+
 def cmd_fetch_weights(a):
     from .weights import REGISTRY, fetch_all
 
@@ -171,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("benchmarks", nargs="*")
     s.set_defaults(fn=cmd_plots)
+
+    s = sub.add_parser("losses", help="report figure: training losses and optimisation traces")
+    s.add_argument("--out", required=True)
+    s.add_argument("--indexes", nargs="*", default=[])
+    s.add_argument("--training-logs", nargs="*", default=[])
+    s.add_argument("--photos", type=int, default=6)
+    s.set_defaults(fn=cmd_losses)
 
     s = sub.add_parser("fetch-weights", help="download and verify pretrained weights (login node)")
     s.add_argument("--weights-dir", default="weights")

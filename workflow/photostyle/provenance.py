@@ -17,7 +17,7 @@ STAGE_MODULES = {
     "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py", "tensors.py", "device.py"],
     "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py", "device.py"],
     "refine": ["photo.py", "refine.py", "domain_transform.py", "_dt_kernels.py", "tensors.py", "device.py"],
-    "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "weights.py", "tensors.py"],
+    "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "vgg.py", "weights.py", "tensors.py"],
     "report": ["report.py"],
 }
 

@@ -137,3 +137,50 @@ def segmentation_sheet(indexes: list[str], out, n_photos: int = 6) -> None:
         fig.suptitle(f"segmentation: {panels[0]['model']} (weights: {panels[0]['weights']})", fontsize=9)
     fig.tight_layout()
     _save(fig, out)
+
+
+def _trace_files(indexes: list[str], n_photos: int) -> list[tuple[str, Path]]:
+    """(label, trace CSV) of the first ``n_photos`` outputs per method that have a trace."""
+    from .stylize import trace_path
+
+    found: dict[str, list] = {}
+    for idx in sorted(indexes):
+        for e in read_csv_dicts(idx):
+            if e["status"] != "ok" or e["variant"] != "raw":
+                continue
+            path = trace_path(Path(e["output"]))
+            if path.exists() and len(found.setdefault(e["method"], [])) < n_photos:
+                found[e["method"]].append((f"{e['method']}: {e['photo_id'][:16]} / {e['style'][:12]}", path))
+    return [item for method in sorted(found) for item in found[method]]
+
+
+def loss_curves(out, indexes: list[str] = (), training_logs: list[str] = (), n_photos: int = 6) -> None:
+    """Training losses per step (one panel per training log) and the losses of optimising
+    methods per evaluation (one panel per method), from the grid sample of photos."""
+    panels: list[tuple[str, list[tuple[str, pd.DataFrame, str]]]] = []
+    for log_file in training_logs:
+        df = pd.read_csv(log_file)
+        cols = [c for c in df.columns if c not in ("step", "seconds", "lr") and df[c].notna().any()]
+        title = f"training: {Path(log_file).parent.name}"
+        if "weights" in df.columns and "random" in str(df["weights"].iloc[0]):
+            title += " (random VGG weights)"
+        panels.append((title, [(c, df, c) for c in cols if c != "weights"]))
+    by_method: dict[str, list] = {}
+    for label, path in _trace_files(list(indexes), n_photos):
+        by_method.setdefault(label.split(":")[0], []).append((label.split(": ", 1)[1], pd.read_csv(path), "total"))
+    panels += [(f"{m}: total loss per evaluation", curves) for m, curves in sorted(by_method.items())]
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels):
+        for label, df, col in curves:
+            x = df["step"] if "step" in df.columns else df["evaluation"]
+            ax.plot(x, df[col], label=label, lw=1)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("step" if curves and "step" in curves[0][1].columns else "loss evaluation")
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no training or optimisation runs", ha="center")
+    fig.tight_layout()
+    _save(fig, out)

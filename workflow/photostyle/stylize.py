@@ -62,6 +62,16 @@ def is_current(path: Path, expected: dict[str, str]) -> bool:
     return all(text.get(_PROV + k) == v for k, v in expected.items())
 
 
+def trace_path(image_path: Path) -> Path:
+    """Where a method's per-output trace (e.g. loss per iteration) lives: beside the image."""
+    return image_path.with_suffix(".trace.csv")
+
+
+def write_trace(path: Path, rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    write_csv_atomic(path, columns, rows)
+
+
 def ledger_path(index_out) -> Path:
     """Where a job keeps a copy of its last index (not a Snakemake output, so it survives the
     deletion of outputs before a rerun); reused images take their runtimes from it."""
@@ -132,7 +142,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     ledger = read_ledger(index_out)
     seg = settings.get("segmentation")
     regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
-    job_state: dict = {"weights": resolved}  # models shared by all styles of this job
+    job_state: dict = {"weights": resolved, "seed": settings["seed"]}  # models shared by all styles of this job
     style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
     style_tensor: dict[str, torch.Tensor] = {}  # loaded on first use: a cached style costs nothing
     base = {**dict.fromkeys(INDEX_COLUMNS, ""), "method": method_name, "variant": "raw", "shard": shard,
@@ -188,6 +198,9 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                     out = fn(x, style_tensor[sid], masks=masks, params=params, device=device, state=style_state[sid])
                 if out.shape != x.shape:
                     raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
+                trace = style_state[sid].pop("trace", None)
+                if trace:  # written before the image: an image never lacks its trace
+                    write_trace(trace_path(out_path), trace)
                 return out
 
             out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"

@@ -86,7 +86,7 @@ def stylize_settings(wildcards):
 
 
 def stylize_code(wildcards):
-    return stage_code_version("stylize", (METHOD_REGISTRY[wildcards.method].module,))
+    return stage_code_version("stylize", METHOD_REGISTRY[wildcards.method].modules)
 
 
 def refine_settings(wildcards):
@@ -176,6 +176,21 @@ def grid_indexes(wildcards):
     return [p for shard in grid_shards() for p in outputs_of(shard)]
 
 
+def loss_indexes(wildcards):
+    """Stylize indexes of the grid sample, for methods that leave loss traces."""
+    return [index_path("stylized", m, shard) for shard in grid_shards() for m in METHODS
+            if METHOD_REGISTRY[m].traces]
+
+
+def training_logs(wildcards):
+    """Loss logs of the training runs the selected methods need (none yet)."""
+    return []
+
+
+def wants_loss_report():
+    return any(METHOD_REGISTRY[m].traces for m in METHODS) or bool(training_logs(None))
+
+
 def all_ingest_tables(wildcards):
     return [ingest_table("content", s) for s in CONTENT_SHARDS] + [ingest_table("style", s) for s in STYLES]
 
@@ -190,4 +205,6 @@ def final_targets():
     targets += [f"{RESULTS}/report/grid_{style}.png" for style in STYLES]
     if SEGMENT:
         targets.append(f"{RESULTS}/report/segmentation.png")
+    if wants_loss_report():
+        targets.append(f"{RESULTS}/report/losses.png")
     return targets

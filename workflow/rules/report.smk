@@ -32,3 +32,21 @@ rule report_plots:
     shell:
         "photostyle plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
         " --runtimes {output.runtimes:q} $(find {params.benchmarks:q} -name '*.tsv' | sort) 2> {log:q}"
+
+
+rule report_losses:
+    """Loss curves: training of per-style networks and decoders (per step), and the
+    optimisation of the grid sample by optimising methods (per loss evaluation)."""
+    input:
+        indexes=loss_indexes,
+        training=training_logs,
+    output:
+        report(f"{RESULTS}/report/losses.png", caption="../report/losses.rst", category="Metrics"),
+    params:
+        code=stage_code_version("report"),
+        photos=config["report"]["grid_photos"],
+    log:
+        f"{RESULTS}/logs/report_losses/losses.log",
+    shell:
+        "photostyle losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
+        " --training-logs {input.training:q} 2> {log:q}"

@@ -10,8 +10,14 @@ A method is one function with the signature of :data:`MethodFn`::
 while the job works on one style (a method caches the style's statistics there), and
 ``state["job"]`` is a dict shared by all styles of the shard job (a method keeps loaded
 models there; ``state["job"]["weights"]`` holds the resolved pretrained weights it declared
-in ``Method.weights``, already recorded in every output's provenance), so both are built
-once, not once per photo. The result has the content's shape.
+in ``Method.weights``, already recorded in every output's provenance, and
+``state["job"]["seed"]`` the config's seed for seeded random initialisation), so both are
+built once, not once per photo. The result has the content's shape.
+
+A method may leave a per-output trace in ``state["trace"]`` (a list of dicts, e.g. the losses
+of an optimisation per iteration); the driver writes it next to the image as
+``<photo>.trace.csv`` and the report plots it. Methods run under ``torch.no_grad()``; an
+optimising method enables gradients itself.
 
 A new method is one module plus one line in :data:`REGISTRY` (and its name in the config
 schema's enums, which a test keeps in sync with this registry). The registry itself does
@@ -43,11 +49,13 @@ class Method:
     entry: str  # "<module in photostyle.methods>:<function>"
     weights: tuple[str, ...] = ()  # names in photostyle.weights.REGISTRY
     description: str = ""
+    uses: tuple[str, ...] = ()  # further package modules the method's output depends on
+    traces: bool = False  # leaves a per-output trace (loss curve) for the report
 
     @property
-    def module(self) -> str:
-        """Source file (relative to the package), hashed into the stylize rule's params."""
-        return f"methods/{self.entry.split(':')[0]}.py"
+    def modules(self) -> tuple[str, ...]:
+        """Source files (relative to the package), hashed into the stylize rule's params."""
+        return (f"methods/{self.entry.split(':')[0]}.py", *self.uses)
 
     @property
     def fn(self) -> MethodFn:
@@ -58,6 +66,11 @@ class Method:
 REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("reinhard", "colour:reinhard", description="Reinhard et al. 2001 global colour transfer"),
     Method("mkl", "colour:mkl", description="Pitié & Kokaram 2007 linear Monge-Kantorovich colour transfer"),
+    Method("gatys", "optim:gatys", ("vgg19-imagenet",), "Gatys et al. 2016 neural style (image optimisation)",
+           ("vgg.py",), traces=True),
+    Method("dpst", "optim:dpst", ("vgg19-imagenet",),
+           "Luan et al. 2017 Deep Photo Style Transfer (region style loss + matting Laplacian)",
+           ("vgg.py", "matting.py"), traces=True),
 )}
 
 
