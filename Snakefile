@@ -1,5 +1,5 @@
 # photostyle: photographic style transfer for large photo collections.
-# Stages: ingest -> stylize -> refine -> metrics -> report (see README.md).
+# Stages: ingest -> segment -> train -> stylize -> refine -> metrics -> report (see README.md).
 
 
 report: "workflow/report/workflow.rst"
@@ -8,6 +8,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/stylize.smk"
 include: "workflow/rules/refine.smk"
 include: "workflow/rules/metrics.smk"

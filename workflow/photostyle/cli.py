@@ -84,6 +84,12 @@ def cmd_plots(a):
     runtime_bars(a.benchmarks, a.runtimes)
 
 
+def cmd_train(a):
+    from .training import run_train_fast
+
+    run_train_fast(a.style_table, a.listing, a.root, json.loads(a.settings), a.model, a.losses, a.code_version)
+
+
 def cmd_losses(a):
     from .report import loss_curves
 
@@ -177,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("benchmarks", nargs="*")
     s.set_defaults(fn=cmd_plots)
+
+    s = sub.add_parser("train", help="train the fast method's network for one style")
+    for opt in ("--style-table", "--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("losses", help="report figure: training losses and optimisation traces")
     s.add_argument("--out", required=True)

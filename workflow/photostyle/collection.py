@@ -148,3 +148,18 @@ def sync_listings(root, listing_dir, shard_size: int = 1, per_file: bool = False
         if stale.stem not in shards:
             stale.unlink()
     return shards
+
+
+def training_subset(entries: list[Entry], max_images: int) -> list[Entry]:
+    """The ``max_images`` files with the smallest hash of their relative path: a fixed,
+    content-defined sample, so adding one photo to a large collection changes the training set
+    only if its hash falls among the smallest (probability ``max_images / n``)."""
+    key = lambda e: hashlib.sha256(("train:" + e.relpath).encode("utf-8")).hexdigest()  # noqa: E731
+    return sorted(sorted(entries, key=key)[:max_images], key=lambda e: e.relpath)
+
+
+def sync_training_listing(root, listing: str | os.PathLike, max_images: int) -> list[Entry]:
+    """Write (if changed) the listing of the training subset of ``root``."""
+    chosen = training_subset(scan_collection(root), max_images)
+    write_if_changed(listing, listing_text(chosen))
+    return chosen

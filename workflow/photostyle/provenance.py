@@ -16,6 +16,7 @@ STAGE_MODULES = {
     "ingest": ["photo.py", "collection.py", "ingest.py"],
     "segment": ["photo.py", "segmentation.py", "regions.py", "weights.py", "tensors.py", "device.py"],
     "stylize": ["photo.py", "stylize.py", "tensors.py", "regions.py", "methods/__init__.py", "weights.py", "device.py"],
+    "train": ["photo.py", "training.py", "fastnet.py", "vgg.py", "weights.py", "tensors.py", "device.py", "config.py"],
     "refine": ["photo.py", "refine.py", "domain_transform.py", "_dt_kernels.py", "tensors.py", "device.py"],
     "metrics": ["photo.py", "metrics.py", "regions.py", "style_distance.py", "vgg.py", "weights.py", "tensors.py"],
     "report": ["report.py"],

@@ -160,11 +160,18 @@ def loss_curves(out, indexes: list[str] = (), training_logs: list[str] = (), n_p
     panels: list[tuple[str, list[tuple[str, pd.DataFrame, str]]]] = []
     for log_file in training_logs:
         df = pd.read_csv(log_file)
-        cols = [c for c in df.columns if c not in ("step", "seconds", "lr") and df[c].notna().any()]
-        title = f"training: {Path(log_file).parent.name}"
-        if "weights" in df.columns and "random" in str(df["weights"].iloc[0]):
-            title += " (random VGG weights)"
-        panels.append((title, [(c, df, c) for c in cols if c != "weights"]))
+        if df.empty:  # e.g. a style rejected at ingest: nothing was trained
+            continue
+        cols = [c for c in df.columns if c not in ("step", "seconds") and df[c].notna().any()]
+        title = f"training: {Path(log_file).parent.name[:28]}"
+        model = Path(log_file).with_name("model.pt")
+        if model.exists():
+            import torch
+
+            meta = torch.load(model, map_location="cpu", weights_only=True).get("meta", {})
+            if "random" in meta.get("loss_network", ""):
+                title += f"\n(loss network {meta['loss_network']})"
+        panels.append((title, [(c, df, c) for c in cols]))
     by_method: dict[str, list] = {}
     for label, path in _trace_files(list(indexes), n_photos):
         by_method.setdefault(label.split(":")[0], []).append((label.split(": ", 1)[1], pd.read_csv(path), "total"))

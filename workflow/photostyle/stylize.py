@@ -144,6 +144,20 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
     job_state: dict = {"weights": resolved, "seed": settings["seed"]}  # models shared by all styles of this job
     style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
+    models_root = settings.get("models_root")
+    style_weights: dict[str, str] = {}  # per-style trained model (fast method): digest + loss network
+
+    def style_weights_of(sid: str) -> str:
+        if not models_root:
+            return weights_prov
+        if sid not in style_weights:
+            from .fastnet import model_provenance
+
+            path = Path(models_root) / sid / "model.pt"
+            style_state[sid]["model_path"] = path
+            style_weights[sid] = model_provenance(path)
+        return style_weights[sid]
+
     style_tensor: dict[str, torch.Tensor] = {}  # loaded on first use: a cached style costs nothing
     base = {**dict.fromkeys(INDEX_COLUMNS, ""), "method": method_name, "variant": "raw", "shard": shard,
             "device": dev_desc, "weights": weights_prov, "config_hash": chash, "code_version": code_version}
@@ -183,7 +197,8 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             provenance = {"photo": r["id"], "style": sid, "method": method_name,
                           "source_sha256": r["sha256"], "style_sha256": srow["sha256"],
                           "labels_sha256": labels_digest, "config_hash": chash, "code_version": code_version,
-                          "weights": weights_prov, "device": dev_desc, "seed": str(settings["seed"])}
+                          "weights": style_weights_of(sid), "device": dev_desc, "seed": str(settings["seed"])}
+            row["weights"] = provenance["weights"]
 
             def compute(r=r, srow=srow, sid=sid, summary=summary):
                 if sid not in style_tensor:

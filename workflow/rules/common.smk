@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import yaml  # noqa: E402
 from photostyle.config import canonical_json, default_config_path, refine_settings_for, validate_config  # noqa: E402
-from photostyle.collection import sync_listings  # noqa: E402
+from photostyle.collection import sync_listings, sync_training_listing  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
 from photostyle.provenance import stage_code_version  # noqa: E402
 from photostyle.regions import groups_digest  # noqa: E402
@@ -40,6 +40,13 @@ METHODS = list(config["stylize"]["methods"])
 SEG = config["segmentation"]
 SEGMENT = SEG["enabled"] and SEG["model"] != "none"
 COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
+TRAINS = any(METHOD_REGISTRY[m].per_style_model for m in METHODS)
+TRAIN_ROOT = config["train"]["dataset"] or config["content_dir"]
+TRAIN_LISTING = f"{RESULTS}/train/lists/fast.csv"
+if TRAINS:  # the training subset, rewritten only when it changes
+    if not Path(TRAIN_ROOT).is_dir():
+        raise WorkflowError(f"config train.dataset: folder '{TRAIN_ROOT}' does not exist")
+    sync_training_listing(TRAIN_ROOT, TRAIN_LISTING, config["train"]["max_images"])
 
 wildcard_constraints:
     kind="content|style",
@@ -79,10 +86,24 @@ def stylize_settings(wildcards):
          "device": config["device"], "ingest": _limits()}
     if m.weights:  # only methods with pretrained networks depend on the weights setting
         s["weights"] = config["weights"]
+    if m.per_style_model:  # trained networks: their files are inputs, their digests provenance
+        s["models_root"] = f"{RESULTS}/train/{m.name}"
     if SEGMENT:  # how regions are matched and blended
         keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
         s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
     return as_json(s)
+
+
+def stylize_models(wildcards):
+    """Per-style trained networks the method needs (the fast method), else none."""
+    if not METHOD_REGISTRY[wildcards.method].per_style_model:
+        return []
+    return [f"{RESULTS}/train/{wildcards.method}/{s}/model.pt" for s in STYLES]
+
+
+def train_settings(wildcards):
+    return as_json({"train": config["train"], "seed": config["seed"], "device": config["device"],
+                    "weights": config["weights"], "ingest": _limits()})
 
 
 def stylize_code(wildcards):
@@ -183,8 +204,8 @@ def loss_indexes(wildcards):
 
 
 def training_logs(wildcards):
-    """Loss logs of the training runs the selected methods need (none yet)."""
-    return []
+    """Loss logs of the training runs the selected methods need."""
+    return [f"{RESULTS}/train/fast/{s}/losses.csv" for s in STYLES] if TRAINS else []
 
 
 def wants_loss_report():

@@ -5,6 +5,7 @@ rule stylize:
         shard=ingest_table("content", "{shard}"),
         styles=style_tables,
         segments=stylize_segment_indexes,
+        models=stylize_models,
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:

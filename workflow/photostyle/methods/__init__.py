@@ -51,6 +51,7 @@ class Method:
     description: str = ""
     uses: tuple[str, ...] = ()  # further package modules the method's output depends on
     traces: bool = False  # leaves a per-output trace (loss curve) for the report
+    per_style_model: bool = False  # needs a network trained per style (the train_fast rule)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -71,6 +72,8 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("dpst", "optim:dpst", ("vgg19-imagenet",),
            "Luan et al. 2017 Deep Photo Style Transfer (region style loss + matting Laplacian)",
            ("vgg.py", "matting.py"), traces=True),
+    Method("fast", "fast:fast", (), "Johnson et al. 2016 feed-forward network trained per style (fast photographic)",
+           ("fastnet.py",), per_style_model=True),
 )}
 
 

@@ -1,0 +1,74 @@
+"""The ``train`` stage: one per-style network of the ``fast`` method (see :mod:`photostyle.fastnet`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .collection import read_listing
+from .config import config_hash
+from .device import start_job
+from .fastnet import train
+from .io import read_csv_dicts
+from .photo import PhotoRejected, load_photo
+from .tensors import to_tensor
+from .vgg import ARCH_WEIGHTS, VGGFeatures, layer_names
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_path(model_out) -> Path:
+    """Not a Snakemake output, so it survives a killed or failed job and the rerun resumes."""
+    return Path(model_out).with_name("checkpoint.pt")
+
+
+def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out, losses_out,
+                   code_version: str, stop_after: int | None = None):
+    """``settings``: ``train`` (the config section), ``seed``, ``device``, ``weights``, ``ingest``."""
+    job = start_job(settings)
+    device, limits = job.device, job.limits
+    cfg = {**settings["train"], "seed": settings["seed"]}
+    (srow,) = [r for r in read_csv_dicts(style_table)]
+    if srow["status"] != "ok":  # the style is skipped downstream; leave a marker, not a failed job
+        from .fastnet import LOSS_COLUMNS
+        from .io import atomic_path, write_csv_atomic
+
+        log.warning("style photo rejected at ingest (%s): no network trained", srow["reason"])
+        with atomic_path(model_out) as tmp:
+            torch.save({"rejected": srow["reason"]}, tmp)
+        write_csv_atomic(losses_out, LOSS_COLUMNS, [])
+        return None
+    style = to_tensor(load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0], device)
+    s = cfg["style_size"] / max(style.shape[-2:])
+    if s < 1:
+        style = F.interpolate(style, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
+    entries = read_listing(listing)
+    photos, skipped = [], 0
+    for e in entries:
+        try:
+            photos.append(load_photo(Path(dataset_root) / e.relpath, limits)[0])
+        except PhotoRejected as exc:
+            skipped += 1
+            log.warning("training photo %s skipped: %s", e.relpath, exc)
+    log.info("training on %d photos (%d unusable) from %s; device %s", len(photos), skipped, dataset_root, job.device_desc)
+    arch = cfg["vgg"]
+    names = layer_names(arch)
+    last = max(list(cfg["content_layers"]) + list(cfg["style_layers"]), key=names.index)
+    w = settings["weights"]
+    from .weights import resolve
+
+    resolved = resolve(ARCH_WEIGHTS[arch], w["mode"], w["dir"], settings["seed"], w["download"])
+    vgg = VGGFeatures(arch, resolved, settings["seed"], last).to(device)
+    listing_digest = __import__("hashlib").sha256(Path(listing).read_bytes()).hexdigest()
+    meta = {
+        "config_hash": config_hash({"settings": settings, "style": srow["sha256"], "listing": listing_digest}),
+        "style_sha256": srow["sha256"], "loss_network": f"{arch}={resolved.provenance}",
+        "code_version": code_version, "device": job.device_desc, "seed": str(settings["seed"]),
+        "photos": str(len(photos)), "steps": str(cfg["steps"]),
+    }
+    log.info("loss network %s", meta["loss_network"])
+    return train(style, photos, cfg, vgg, model_out, checkpoint_path(model_out), losses_out, meta, device,
+                 stop_after=stop_after)

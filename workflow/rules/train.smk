@@ -1,0 +1,23 @@
+rule train_fast:
+    """The fast method's network for one style, trained on a fixed subset of the collection.
+    Checkpoints (beside the model, not an output) survive a killed job; the rerun resumes."""
+    input:
+        style=ingest_table("style", "{style}"),
+        listing=TRAIN_LISTING,
+    output:
+        model=f"{RESULTS}/train/fast/{{style}}/model.pt",
+        losses=f"{RESULTS}/train/fast/{{style}}/losses.csv",
+    params:
+        settings=train_settings,
+        code=stage_code_version("train"),
+        root=TRAIN_ROOT,
+    resources:
+        gpu=1,
+    log:
+        f"{RESULTS}/logs/train_fast/{{style}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_fast/{{style}}.tsv"
+    shell:
+        "photostyle train --style-table {input.style:q} --listing {input.listing:q} --root {params.root:q}"
+        " --settings {params.settings:q} --model {output.model:q} --losses {output.losses:q}"
+        " --code-version {params.code:q} 2> {log:q}"
