@@ -31,7 +31,9 @@ def fast(content, style, *, masks=None, params, device, state):
         if params["bf16"]:
             ctx = torch.autocast("cuda", dtype=torch.bfloat16)
     with ctx, torch.inference_mode():
-        out = stylize_photo(net, x, params["tile_megapixels"], params["stats_megapixels"], params["tile_overlap"])
+        # tiles are batched on CUDA only: on CPU one at a time is faster (benchmarks/fast_net.py)
+        out = stylize_photo(net, x, params["tile_megapixels"], params["stats_megapixels"], params["tile_overlap"],
+                            batch=4 if device.type == "cuda" else 1)
     out = out.float().contiguous()
     if params["median_filter"]:
         out = median3(out)
