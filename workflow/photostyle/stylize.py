@@ -205,7 +205,9 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                     style_tensor[sid] = to_tensor(style_array(srow), device)
                 x = to_tensor(content_array(), device)
                 masks = None
-                if regions is not None:
+                if regions is not None and not method.uses_regions:
+                    summary.append("global (method does not use regions)")
+                elif regions is not None:
                     masks = regions.masks(r["id"], sid, content_array(), style_array(srow), device)
                     summary.append(masks.summary if masks is not None else (regions.usable(r["id"], sid) or "whole"))
                 seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))

@@ -52,6 +52,7 @@ class Method:
     uses: tuple[str, ...] = ()  # further package modules the method's output depends on
     traces: bool = False  # leaves a per-output trace (loss curve) for the report
     per_style_model: bool = False  # needs a network trained per style (the train_fast rule)
+    uses_regions: bool = True  # receives the matched region masks (False: a global method)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -68,12 +69,12 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("reinhard", "colour:reinhard", description="Reinhard et al. 2001 global colour transfer"),
     Method("mkl", "colour:mkl", description="Pitié & Kokaram 2007 linear Monge-Kantorovich colour transfer"),
     Method("gatys", "optim:gatys", ("vgg19-imagenet",), "Gatys et al. 2016 neural style (image optimisation)",
-           ("vgg.py",), traces=True),
+           ("vgg.py",), traces=True, uses_regions=False),
     Method("dpst", "optim:dpst", ("vgg19-imagenet",),
            "Luan et al. 2017 Deep Photo Style Transfer (region style loss + matting Laplacian)",
            ("vgg.py", "matting.py"), traces=True),
     Method("fast", "fast:fast", (), "Johnson et al. 2016 feed-forward network trained per style (fast photographic)",
-           ("fastnet.py",), per_style_model=True),
+           ("fastnet.py",), per_style_model=True, uses_regions=False),
 )}
 
 
