@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .vgg import gram
+
 log = logging.getLogger(__name__)
 
 STRIDE = 4
@@ -271,15 +273,11 @@ class PerceptualLoss:
     def __init__(self, vgg, style: torch.Tensor, cfg: dict):
         self.vgg, self.cfg = vgg, cfg
         self.c_layers, self.s_layers = list(cfg["content_layers"]), list(cfg["style_layers"])
-        from .vgg import gram
-
         with torch.no_grad():
             feats = vgg(style, self.s_layers)
             self.style_grams = {k: gram(v) for k, v in feats.items()}
 
     def __call__(self, out: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        from .vgg import gram
-
         cfg = self.cfg
         layers = list(dict.fromkeys(self.c_layers + self.s_layers))
         fo = self.vgg(out, layers)
@@ -305,7 +303,6 @@ class PerceptualLoss:
             sim = ssim(luminance(out.clamp(0, 1)), luminance(content), data_range=1.0, size_average=True,
                        win_size=min(11, (min(out.shape[-2:]) // 2) * 2 - 1))
             parts["similarity"] = cfg["similarity_weight"] * (1 - sim)
-        del gram
         return parts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
 
     resolved = resolve(ARCH_WEIGHTS[arch], w["mode"], w["dir"], settings["seed"], w["download"])
     vgg = VGGFeatures(arch, resolved, settings["seed"], last).to(device)
-    listing_digest = __import__("hashlib").sha256(Path(listing).read_bytes()).hexdigest()
+    listing_digest = hashlib.sha256(Path(listing).read_bytes()).hexdigest()
     meta = {
         "config_hash": config_hash({"settings": settings, "style": srow["sha256"], "listing": listing_digest}),
         "style_sha256": srow["sha256"], "loss_network": f"{arch}={resolved.provenance}",

@@ -101,11 +101,21 @@ def _style_targets(net, style: torch.Tensor, size_long: int, layers, masks, stat
     return targets
 
 
-def _style_loss(feats: dict, targets: dict, masks) -> torch.Tensor:
+def _content_regions(net, c_lvl: torch.Tensor, layers, masks) -> dict:
+    """Content region masks at each style layer's resolution (``None``: one region), computed
+    once per level rather than at every loss evaluation."""
+    if masks is None:
+        return dict.fromkeys(layers)
+    with torch.no_grad():
+        shapes = {k: tuple(v.shape[-2:]) for k, v in net(c_lvl, layers).items()}
+    return {k: _region_masks(masks, shape, style=False) for k, shape in shapes.items()}
+
+
+def _style_loss(feats: dict, targets: dict, regions: dict) -> torch.Tensor:
     total = 0.0
     for name, grams in targets.items():
         fl = feats[name]
-        region = _region_masks(masks, tuple(fl.shape[-2:]), style=False)
+        region = regions[name]
         if region is None:
             total = total + F.mse_loss(gram(fl), grams[0], reduction="sum") / grams[0].numel()
             continue
@@ -136,6 +146,7 @@ def optimise(content: torch.Tensor, style: torch.Tensor, params: dict, state: di
         with torch.no_grad():
             c_targets = {k: v.detach() for k, v in net(c_lvl, c_layers).items()}
         s_targets = _style_targets(net, style, max(size), s_layers, masks, state)
+        c_regions = _content_regions(net, c_lvl, s_layers, masks)
         lap = MattingLaplacian(c_lvl, eps=params.get("matting_eps", 1e-7)) if photorealism else None
         n_evals: list = [0]  # None while evaluating the level's result
 
@@ -143,7 +154,7 @@ def optimise(content: torch.Tensor, style: torch.Tensor, params: dict, state: di
             feats = net(x, c_layers + s_layers)
             parts = {
                 "content": params["content_weight"] * sum(F.mse_loss(feats[n], c_targets[n]) for n in c_layers) / len(c_layers),
-                "style": params["style_weight"] * _style_loss(feats, s_targets, masks),
+                "style": params["style_weight"] * _style_loss(feats, s_targets, c_regions),
             }
             if params.get("tv_weight", 0) > 0:
                 parts["tv"] = params["tv_weight"] * _tv(x)
