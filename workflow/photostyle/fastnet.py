@@ -225,12 +225,16 @@ def load_model(path: str | Path, device) -> tuple[TransformerNet, dict[str, str]
     return net.to(device).eval(), blob["meta"]
 
 
+def read_meta(path: str | Path) -> dict[str, str]:
+    """The provenance strings saved with a trained model (empty for a rejected-style marker)."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+
+
 def model_provenance(path: str | Path) -> str:
     """``model=sha256:<digest>, loss network <arch>=<weights provenance>`` of a trained model."""
     from .weights import sha256_file
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    return f"model=sha256:{sha256_file(path)}, loss network {blob['meta'].get('loss_network', '?')}"
+    return f"model=sha256:{sha256_file(path)}, loss network {read_meta(path).get('loss_network', '?')}"
 
 
 # --- training -------------------------------------------------------------------------------
@@ -286,10 +290,7 @@ class PerceptualLoss:
         parts = {"content": cfg["content_weight"] * sum(F.mse_loss(fo[n], fc[n]) for n in self.c_layers) / len(self.c_layers)}
         style = 0.0
         for n in self.s_layers:
-            g = self.style_grams[n].expand(out.shape[0], -1, -1)
-            f = fo[n].flatten(2)
-            go = f @ f.transpose(1, 2) / (f.shape[1] * f.shape[2])
-            style = style + F.mse_loss(go, g)
+            style = style + F.mse_loss(gram(fo[n]), self.style_grams[n].expand(out.shape[0], -1, -1))
         parts["style"] = cfg["style_weight"] * style / len(self.s_layers)
         parts["tv"] = cfg["tv_weight"] * ((out[..., 1:, :] - out[..., :-1, :]).abs().sum()
                                           + (out[..., :, 1:] - out[..., :, :-1]).abs().sum()) / out.shape[0]

@@ -166,9 +166,9 @@ def loss_curves(out, indexes: list[str] = (), training_logs: list[str] = (), n_p
         title = f"training: {Path(log_file).parent.name[:28]}"
         model = Path(log_file).with_name("model.pt")
         if model.exists():
-            import torch
+            from .fastnet import read_meta
 
-            meta = torch.load(model, map_location="cpu", weights_only=True).get("meta", {})
+            meta = read_meta(model)
             if "random" in meta.get("loss_network", ""):
                 title += f"\n(loss network {meta['loss_network']})"
         panels.append((title, [(c, df, c) for c in cols]))

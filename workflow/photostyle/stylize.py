@@ -205,9 +205,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                     style_tensor[sid] = to_tensor(style_array(srow), device)
                 x = to_tensor(content_array(), device)
                 masks = None
-                if regions is not None and not method.uses_regions:
-                    summary.append("global (method does not use regions)")
-                elif regions is not None:
+                if regions is not None:
                     masks = regions.masks(r["id"], sid, content_array(), style_array(srow), device)
                     summary.append(masks.summary if masks is not None else (regions.usable(r["id"], sid) or "whole"))
                 seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
@@ -222,7 +220,9 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
 
             out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"
             done = process_item(row, out_path, provenance, ledger, compute, device)
-            if regions is None:
+            if not method.uses_regions:
+                done["regions"] = "global (method does not use regions)"
+            elif regions is None:
                 done["regions"] = "global (segmentation off)"
             elif summary:
                 done["regions"] = summary[0]

@@ -16,7 +16,7 @@ from .fastnet import train
 from .io import read_csv_dicts
 from .photo import PhotoRejected, load_photo
 from .tensors import to_tensor
-from .vgg import ARCH_WEIGHTS, VGGFeatures, layer_names
+from .vgg import VGGFeatures, deepest_layer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
     job = start_job(settings)
     device, limits = job.device, job.limits
     cfg = {**settings["train"], "seed": settings["seed"]}
-    (srow,) = [r for r in read_csv_dicts(style_table)]
+    (srow,) = read_csv_dicts(style_table)
     if srow["status"] != "ok":  # the style is skipped downstream; leave a marker, not a failed job
         from .fastnet import LOSS_COLUMNS
         from .io import atomic_path, write_csv_atomic
@@ -56,17 +56,12 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
             log.warning("training photo %s skipped: %s", e.relpath, exc)
     log.info("training on %d photos (%d unusable) from %s; device %s", len(photos), skipped, dataset_root, job.device_desc)
     arch = cfg["vgg"]
-    names = layer_names(arch)
-    last = max(list(cfg["content_layers"]) + list(cfg["style_layers"]), key=names.index)
-    w = settings["weights"]
-    from .weights import resolve
-
-    resolved = resolve(ARCH_WEIGHTS[arch], w["mode"], w["dir"], settings["seed"], w["download"])
-    vgg = VGGFeatures(arch, resolved, settings["seed"], last).to(device)
+    last = deepest_layer(arch, list(cfg["content_layers"]) + list(cfg["style_layers"]))
+    vgg = VGGFeatures.load(arch, settings["weights"], settings["seed"], last).to(device)
     listing_digest = hashlib.sha256(Path(listing).read_bytes()).hexdigest()
     meta = {
         "config_hash": config_hash({"settings": settings, "style": srow["sha256"], "listing": listing_digest}),
-        "style_sha256": srow["sha256"], "loss_network": f"{arch}={resolved.provenance}",
+        "style_sha256": srow["sha256"], "loss_network": f"{arch}={vgg.provenance}",
         "code_version": code_version, "device": job.device_desc, "seed": str(settings["seed"]),
         "photos": str(len(photos)), "steps": str(cfg["steps"]),
     }

@@ -35,6 +35,12 @@ def layer_names(arch: str) -> list[str]:
     return names
 
 
+def deepest_layer(arch: str, layers) -> str:
+    """The layer of ``layers`` computed last (the depth a :class:`VGGFeatures` must reach)."""
+    check_layers(arch, layers)
+    return max(layers, key=layer_names(arch).index)
+
+
 def check_layers(arch: str, layers) -> None:
     known = layer_names(arch)
     bad = [n for n in layers if n not in known]
@@ -89,15 +95,15 @@ class VGGFeatures(nn.Module):
 
 
 def gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Gram matrix of ``(1, C, H, W)`` features, normalised by C and by the (masked) pixel count.
+    """Gram matrices ``(B, C, C)`` of ``(B, C, H, W)`` features, normalised by C and by the
+    (masked) pixel count.
 
     With ``mask`` (``(H, W)`` weights) the features are weighted by it and the count is the
     mask's mass, so a region's Gram does not depend on the region's size.
     """
     c = f.shape[1]
-    x = f[0].flatten(1)
+    x = f.flatten(2)
     if mask is None:
-        return x @ x.T / (c * x.shape[1])
+        return x @ x.transpose(1, 2) / (c * x.shape[2])
     m = mask.flatten().to(x.dtype)
-    xm = x * m
-    return xm @ x.T / (c * m.sum().clamp_min(1e-6))
+    return (x * m) @ x.transpose(1, 2) / (c * m.sum().clamp_min(1e-6))

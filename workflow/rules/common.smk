@@ -88,7 +88,7 @@ def stylize_settings(wildcards):
         s["weights"] = config["weights"]
     if m.per_style_model:  # trained networks: their files are inputs, their digests provenance
         s["models_root"] = f"{RESULTS}/train/{m.name}"
-    if SEGMENT:  # how regions are matched and blended
+    if SEGMENT and m.uses_regions:  # how regions are matched and blended
         keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
         s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
     return as_json(s)
@@ -126,7 +126,7 @@ def metrics_settings(wildcards):
 
 
 def metrics_segment_indexes(wildcards):
-    return stylize_segment_indexes(wildcards)
+    return segment_indexes_of(wildcards.shard)
 
 
 def report_settings(wildcards):
@@ -170,11 +170,18 @@ def segment_index(kind, part):
     return f"{RESULTS}/segment/{kind}/_index/{part}.csv"
 
 
-def stylize_segment_indexes(wildcards):
-    """The label maps stylize uses: this shard's and every style's (none when segmentation is off)."""
+def segment_indexes_of(shard):
+    """Label-map indexes of a content shard and of every style (none when segmentation is off)."""
     if not SEGMENT:
         return []
-    return [segment_index("content", wildcards.shard)] + [segment_index("style", s) for s in STYLES]
+    return [segment_index("content", shard)] + [segment_index("style", s) for s in STYLES]
+
+
+def stylize_segment_indexes(wildcards):
+    """The label maps stylize uses: none for methods that do not use regions."""
+    if not METHOD_REGISTRY[wildcards.method].uses_regions:
+        return []
+    return segment_indexes_of(wildcards.shard)
 
 
 def grid_shards():

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..matting import MattingLaplacian
-from ..vgg import VGGFeatures, gram
+from ..vgg import VGGFeatures, deepest_layer, gram
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ def _network(params: dict, state: dict, device) -> VGGFeatures:
     layers = list(params["content_layers"]) + list(params["style_layers"])
     key = ("vgg19", tuple(layers))
     if job.get("vgg_key") != key:
-        from ..vgg import layer_names
-
-        names = layer_names("vgg19")
-        last = max(layers, key=names.index)
+        last = deepest_layer("vgg19", layers)
         job["vgg"] = VGGFeatures("vgg19", job["weights"]["vgg19-imagenet"], job["seed"], last=last).to(device)
         job["vgg_key"] = key
     return job["vgg"]
@@ -101,14 +98,12 @@ def _style_targets(net, style: torch.Tensor, size_long: int, layers, masks, stat
     return targets
 
 
-def _content_regions(net, c_lvl: torch.Tensor, layers, masks) -> dict:
+def _content_regions(feats: dict, layers, masks) -> dict:
     """Content region masks at each style layer's resolution (``None``: one region), computed
     once per level rather than at every loss evaluation."""
     if masks is None:
         return dict.fromkeys(layers)
-    with torch.no_grad():
-        shapes = {k: tuple(v.shape[-2:]) for k, v in net(c_lvl, layers).items()}
-    return {k: _region_masks(masks, shape, style=False) for k, shape in shapes.items()}
+    return {k: _region_masks(masks, tuple(feats[k].shape[-2:]), style=False) for k in layers}
 
 
 def _style_loss(feats: dict, targets: dict, regions: dict) -> torch.Tensor:
@@ -143,10 +138,12 @@ def optimise(content: torch.Tensor, style: torch.Tensor, params: dict, state: di
         c_lvl = _resize(content, size)
         init = c_lvl if x_prev is None else c_lvl + _resize(x_prev - c_prev, size)
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
-        with torch.no_grad():
-            c_targets = {k: v.detach() for k, v in net(c_lvl, c_layers).items()}
+        with torch.no_grad():  # one forward: content targets, and the layer sizes of the masks
+            c_feats = net(c_lvl, c_layers + s_layers)
+        c_targets = {k: c_feats[k].detach() for k in c_layers}
+        c_regions = _content_regions(c_feats, s_layers, masks)
+        del c_feats
         s_targets = _style_targets(net, style, max(size), s_layers, masks, state)
-        c_regions = _content_regions(net, c_lvl, s_layers, masks)
         lap = MattingLaplacian(c_lvl, eps=params.get("matting_eps", 1e-7)) if photorealism else None
         n_evals: list = [0]  # None while evaluating the level's result
 
