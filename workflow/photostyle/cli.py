@@ -90,6 +90,12 @@ def cmd_train(a):
     run_train_fast(a.style_table, a.listing, a.root, json.loads(a.settings), a.model, a.losses, a.code_version)
 
 
+def cmd_train_decoder(a):
+    from .training import run_train_decoder
+
+    run_train_decoder(a.family, a.level, a.listing, a.root, json.loads(a.settings), a.model, a.losses, a.code_version)
+
+
 def cmd_losses(a):
     from .report import loss_curves
 
@@ -188,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in ("--style-table", "--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
         s.add_argument(opt, required=True)
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("train-decoder", help="train one decoder of the universal methods (family, level)")
+    s.add_argument("--family", required=True, choices=["upsample", "unpool"])
+    s.add_argument("--level", required=True, type=int, choices=[1, 2, 3, 4, 5])
+    for opt in ("--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.set_defaults(fn=cmd_train_decoder)
 
     s = sub.add_parser("losses", help="report figure: training losses and optimisation traces")
     s.add_argument("--out", required=True)

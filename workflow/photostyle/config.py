@@ -116,4 +116,8 @@ def config_hash(obj: Any) -> str:
 def refine_settings_for(refine_cfg: dict, method: str) -> dict:
     """The effective refinement settings of one method (global keys + per-method override)."""
     base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
-    return {**base, **refine_cfg.get("per_method", {}).get(method, {})}
+    override = refine_cfg.get("per_method", {}).get(method, {})
+    merged = {**base, **override}
+    if "smoothing" in override:  # a partial smoothing override keeps the global keys it leaves out
+        merged["smoothing"] = {**base.get("smoothing", {}), **override["smoothing"]}
+    return merged

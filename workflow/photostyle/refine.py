@@ -1,4 +1,8 @@
-"""Refine stage: domain-transform detail refinement of every stylised output of a shard.
+"""Refine stage: optional photorealistic smoothing, then domain-transform detail refinement,
+of every stylised output of a shard.
+
+Smoothing (``refine.smoothing``, FastPhotoStyle's step, see :mod:`photostyle.smoothing`) runs
+first when its mode is not ``none``; the detail transfer (``detail_transfer``) follows:
 
 ``refined = DT(stylized; guide=content) + (content - DT(content; guide=content))``: the colour
 of the stylisation, the detail of the content photo (seed 000's post-processing). Refined
@@ -19,6 +23,7 @@ from .domain_transform import detail_layer, detail_transfer
 from .io import read_csv_dicts, read_rgb
 from .photo import load_photo, sha256_bytes
 from .progress import Progress
+from .smoothing import smooth
 from .stylize import INDEX_COLUMNS, process_item, read_ledger, write_index
 from .tensors import to_tensor
 
@@ -35,6 +40,7 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
     ledger = read_ledger(index_out)
     dt = {"sigma_spatial": rs["sigma_spatial"], "sigma_range": rs["sigma_range"],
           "iterations": rs["iterations"], "variant": rs["variant"]}
+    smoothing = rs["smoothing"]
     cache: dict[str, tuple] = {}  # photo id -> (content, its detail layer): computed once per photo
     rows = []
     progress = Progress(len(entries), f"refine {Path(index_out).parent.name}/{Path(index_out).stem}")
@@ -65,11 +71,15 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
                 img, _ = load_photo(p["path"], limits, expect_sha256=p["sha256"])
                 content = to_tensor(img, device)
                 with torch.no_grad():
-                    cache[p["id"]] = (content, detail_layer(content, **dt))
+                    cache[p["id"]] = (content, detail_layer(content, **dt) if rs["detail_transfer"] else None)
             content, detail = cache[p["id"]]
             with torch.no_grad():
-                stylized = read_rgb(io.BytesIO(stylized_bytes))  # decoded from the bytes already read
-                return detail_transfer(to_tensor(stylized, device), content, detail=detail, **dt)
+                stylized = to_tensor(read_rgb(io.BytesIO(stylized_bytes)), device)  # from the bytes already read
+                if smoothing["mode"] != "none":
+                    stylized = smooth(stylized, content, smoothing)
+                if not rs["detail_transfer"]:
+                    return stylized
+                return detail_transfer(stylized, content, detail=detail, **dt)
 
         out_path = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         rows.append(process_item(row, out_path, provenance, ledger, compute, device))

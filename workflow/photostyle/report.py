@@ -163,14 +163,18 @@ def loss_curves(out, indexes: list[str] = (), training_logs: list[str] = (), n_p
         if df.empty:  # e.g. a style rejected at ingest: nothing was trained
             continue
         cols = [c for c in df.columns if c not in ("step", "seconds") and df[c].notna().any()]
-        title = f"training: {Path(log_file).parent.name[:28]}"
+        parent = Path(log_file).parent
+        name = f"decoder {parent.parent.name} {parent.name}" if parent.parent.name in ("upsample", "unpool") \
+            else parent.name[:28]
+        title = f"training: {name}"
         model = Path(log_file).with_name("model.pt")
         if model.exists():
             from .fastnet import read_meta
 
             meta = read_meta(model)
-            if "random" in meta.get("loss_network", ""):
-                title += f"\n(loss network {meta['loss_network']})"
+            for key in ("loss_network", "encoder"):  # fast networks / decoders
+                if "random" in meta.get(key, ""):
+                    title += f"\n({key.replace('_', ' ')} {meta[key]})"
         panels.append((title, [(c, df, c) for c in cols]))
     by_method: dict[str, list] = {}
     for label, path in _trace_files(list(indexes), n_photos):

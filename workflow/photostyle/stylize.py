@@ -113,6 +113,15 @@ def process_item(row: dict, out_path: Path, provenance: dict[str, str], ledger: 
         return {**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
 
 
+def decoder_files(root, levels: list[int]) -> tuple[dict[int, Path], str]:
+    """Decoder files per level under ``root`` (``<root>/relu<k>_1/model.pt``) and their provenance."""
+    from .weights import sha256_file
+
+    paths = {lv: Path(root) / f"relu{lv}_1" / "model.pt" for lv in levels}
+    parts = [f"relu{lv}_1=sha256:{sha256_file(p)}" for lv, p in paths.items()]
+    return paths, f"decoders {Path(root).name} " + ", ".join(parts)
+
+
 def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root,
                       index_out, code_version: str, segment_indexes: list[str] | None = None) -> list[dict]:
     """``settings`` holds exactly what affects the output: method params, seed, device, limits,
@@ -136,13 +145,16 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
         w = settings["weights"]
         resolved = {name: resolve(name, w["mode"], w["dir"], settings["seed"], w["download"]) for name in method.weights}
     weights_prov = "; ".join(f"{name}={r.provenance}" for name, r in resolved.items()) or "none"
+    job_state: dict = {"weights": resolved, "seed": settings["seed"]}  # models shared by all styles of this job
+    if settings.get("decoders_root"):  # trained decoders (universal methods): digests into the provenance
+        job_state["decoder_paths"], decoders_prov = decoder_files(settings["decoders_root"], method.decoder_levels(params))
+        weights_prov += "; " + decoders_prov
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
     styles = read_styles(style_tables)
     shard = Path(shard_table).stem
     ledger = read_ledger(index_out)
     seg = settings.get("segmentation")
     regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
-    job_state: dict = {"weights": resolved, "seed": settings["seed"]}  # models shared by all styles of this job
     style_state = {s["id"]: {"job": job_state} for s in styles}  # per style: its statistics
     models_root = settings.get("models_root")
     style_weights: dict[str, str] = {}  # per-style trained model (fast method): digest + loss network

@@ -1,4 +1,5 @@
-"""The ``train`` stage: one per-style network of the ``fast`` method (see :mod:`photostyle.fastnet`)."""
+"""The ``train`` stage: one per-style network of the ``fast`` method (:mod:`photostyle.fastnet`),
+and the decoders of the universal methods, once per family and level (:mod:`photostyle.universal`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def checkpoint_path(model_out) -> Path:
     return Path(model_out).with_name("checkpoint.pt")
 
 
+def load_training_photos(listing, dataset_root, limits) -> list:
+    """The listed training photos, decoded; unusable ones are logged and left out."""
+    photos = []
+    for e in read_listing(listing):
+        try:
+            photos.append(load_photo(Path(dataset_root) / e.relpath, limits)[0])
+        except PhotoRejected as exc:
+            log.warning("training photo %s skipped: %s", e.relpath, exc)
+    return photos
+
+
 def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out, losses_out,
                    code_version: str, stop_after: int | None = None):
     """``settings``: ``train`` (the config section), ``seed``, ``device``, ``weights``, ``ingest``."""
@@ -46,15 +58,8 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
     s = cfg["style_size"] / max(style.shape[-2:])
     if s < 1:
         style = F.interpolate(style, scale_factor=s, mode="bilinear", antialias=True, align_corners=False)
-    entries = read_listing(listing)
-    photos, skipped = [], 0
-    for e in entries:
-        try:
-            photos.append(load_photo(Path(dataset_root) / e.relpath, limits)[0])
-        except PhotoRejected as exc:
-            skipped += 1
-            log.warning("training photo %s skipped: %s", e.relpath, exc)
-    log.info("training on %d photos (%d unusable) from %s; device %s", len(photos), skipped, dataset_root, job.device_desc)
+    photos = load_training_photos(listing, dataset_root, limits)
+    log.info("training on %d photos from %s; device %s", len(photos), dataset_root, job.device_desc)
     arch = cfg["vgg"]
     last = deepest_layer(arch, list(cfg["content_layers"]) + list(cfg["style_layers"]))
     vgg = VGGFeatures.load(arch, settings["weights"], settings["seed"], last).to(device)
@@ -68,3 +73,26 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
     log.info("loss network %s", meta["loss_network"])
     return train(style, photos, cfg, vgg, model_out, checkpoint_path(model_out), losses_out, meta, device,
                  stop_after=stop_after)
+
+
+def run_train_decoder(family: str, level: int, listing, dataset_root, settings: dict, model_out, losses_out,
+                      code_version: str, stop_after: int | None = None):
+    """``settings``: ``decoders`` (the config section), ``seed``, ``device``, ``weights``, ``ingest``."""
+    from .universal import Encoder, train_decoder
+
+    job = start_job(settings)
+    cfg = {**settings["decoders"], "seed": settings["seed"]}
+    photos = load_training_photos(listing, dataset_root, job.limits)
+    log.info("decoder %s relu%d_1: training on %d photos from %s; device %s",
+             family, level, len(photos), dataset_root, job.device_desc)
+    encoder = Encoder.load(settings["weights"], settings["seed"], level).to(job.device)
+    listing_digest = hashlib.sha256(Path(listing).read_bytes()).hexdigest()
+    meta = {
+        "config_hash": config_hash({"settings": settings, "family": family, "level": level, "listing": listing_digest}),
+        "encoder": f"vgg19={encoder.provenance}", "family": family, "level": str(level),
+        "code_version": code_version, "device": job.device_desc, "seed": str(settings["seed"]),
+        "photos": str(len(photos)), "steps": str(cfg["steps"]),
+    }
+    log.info("encoder %s", meta["encoder"])
+    return train_decoder(level, family, encoder, photos, cfg, model_out, checkpoint_path(model_out), losses_out,
+                         meta, job.device, stop_after=stop_after)

@@ -40,9 +40,11 @@ METHODS = list(config["stylize"]["methods"])
 SEG = config["segmentation"]
 SEGMENT = SEG["enabled"] and SEG["model"] != "none"
 COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
-TRAINS = any(METHOD_REGISTRY[m].per_style_model for m in METHODS)
+DECODERS = sorted({(METHOD_REGISTRY[m].decoders, lv) for m in METHODS
+                   for lv in METHOD_REGISTRY[m].decoder_levels(config["methods"][m])})  # (family, level)
+TRAINS = any(METHOD_REGISTRY[m].per_style_model for m in METHODS) or bool(DECODERS)
 TRAIN_ROOT = config["train"]["dataset"] or config["content_dir"]
-TRAIN_LISTING = f"{RESULTS}/train/lists/fast.csv"
+TRAIN_LISTING = f"{RESULTS}/train/lists/photos.csv"
 if TRAINS:  # the training subset, rewritten only when it changes
     if not Path(TRAIN_ROOT).is_dir():
         raise WorkflowError(f"config train.dataset: folder '{TRAIN_ROOT}' does not exist")
@@ -54,6 +56,8 @@ wildcard_constraints:
     style="[A-Za-z0-9_]+-[0-9a-f]{12}",  # style photo id
     part="[0-9a-f]{8}|[A-Za-z0-9_]+-[0-9a-f]{12}",  # ingest unit: a content shard or a style
     method="|".join(sorted(METHOD_REGISTRY)),
+    family="upsample|unpool",  # decoder family of the universal methods
+    level="[1-5]",  # encoder level relu<level>_1
 
 
 def as_json(obj):
@@ -88,21 +92,37 @@ def stylize_settings(wildcards):
         s["weights"] = config["weights"]
     if m.per_style_model:  # trained networks: their files are inputs, their digests provenance
         s["models_root"] = f"{RESULTS}/train/{m.name}"
+    if m.decoders:  # trained decoders, likewise
+        s["decoders_root"] = decoder_root(m.decoders)
     if SEGMENT and m.uses_regions:  # how regions are matched and blended
         keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
         s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
     return as_json(s)
 
 
+def decoder_root(family):
+    return f"{RESULTS}/train/decoders/{family}"
+
+
+def decoder_model(family, level):
+    return f"{decoder_root(family)}/relu{level}_1/model.pt"
+
+
 def stylize_models(wildcards):
-    """Per-style trained networks the method needs (the fast method), else none."""
-    if not METHOD_REGISTRY[wildcards.method].per_style_model:
-        return []
-    return [f"{RESULTS}/train/{wildcards.method}/{s}/model.pt" for s in STYLES]
+    """Trained networks the method needs: per style (fast), or decoders (universal methods)."""
+    m = METHOD_REGISTRY[wildcards.method]
+    if m.per_style_model:
+        return [f"{RESULTS}/train/{m.name}/{s}/model.pt" for s in STYLES]
+    return [decoder_model(m.decoders, lv) for lv in m.decoder_levels(config["methods"][m.name])]
 
 
 def train_settings(wildcards):
     return as_json({"train": config["train"], "seed": config["seed"], "device": config["device"],
+                    "weights": config["weights"], "ingest": _limits()})
+
+
+def train_decoder_settings(wildcards):
+    return as_json({"decoders": config["decoders"], "seed": config["seed"], "device": config["device"],
                     "weights": config["weights"], "ingest": _limits()})
 
 
@@ -212,7 +232,8 @@ def loss_indexes(wildcards):
 
 def training_logs(wildcards):
     """Loss logs of the training runs the selected methods need."""
-    return [f"{RESULTS}/train/fast/{s}/losses.csv" for s in STYLES] if TRAINS else []
+    logs = [f"{RESULTS}/train/fast/{s}/losses.csv" for s in STYLES] if "fast" in METHODS else []
+    return logs + [decoder_model(f, lv).replace("model.pt", "losses.csv") for f, lv in DECODERS]
 
 
 def wants_loss_report():

@@ -11,7 +11,8 @@ while the job works on one style (a method caches the style's statistics there),
 ``state["job"]`` is a dict shared by all styles of the shard job (a method keeps loaded
 models there; ``state["job"]["weights"]`` holds the resolved pretrained weights it declared
 in ``Method.weights``, already recorded in every output's provenance, and
-``state["job"]["seed"]`` the config's seed for seeded random initialisation), so both are
+``state["job"]["seed"]`` the config's seed for seeded random initialisation, and for a method
+with trained decoders ``state["job"]["decoder_paths"]`` maps level -> decoder file), so both are
 built once, not once per photo. The result has the content's shape.
 
 A method may leave a per-output trace in ``state["trace"]`` (a list of dicts, e.g. the losses
@@ -53,6 +54,13 @@ class Method:
     traces: bool = False  # leaves a per-output trace (loss curve) for the report
     per_style_model: bool = False  # needs a network trained per style (the train_fast rule)
     uses_regions: bool = True  # receives the matched region masks (False: a global method)
+    decoders: str = ""  # decoder family trained once by the train_decoder rule ("upsample" | "unpool")
+
+    def decoder_levels(self, params: dict) -> list[int]:
+        """The encoder levels whose decoders the method needs with these params (none without decoders)."""
+        if not self.decoders:
+            return []
+        return sorted(set(params["levels"]) if "levels" in params else {params["level"]})
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -75,6 +83,13 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            ("vgg.py", "matting.py"), traces=True),
     Method("fast", "fast:fast", (), "Johnson et al. 2016 feed-forward network trained per style (fast photographic)",
            ("fastnet.py",), per_style_model=True, uses_regions=False),
+    Method("wct", "universal:wct", ("vgg19-imagenet",), "Li et al. 2017 universal style transfer (multi-level WCT)",
+           ("universal.py", "vgg.py"), decoders="upsample"),
+    Method("photowct", "universal:photowct", ("vgg19-imagenet",),
+           "Li et al. 2018 PhotoWCT (FastPhotoStyle; unpooling decoders; smoothing in refine)",
+           ("universal.py", "vgg.py"), decoders="unpool"),
+    Method("adain", "universal:adain", ("vgg19-imagenet",), "Huang & Belongie 2017 adaptive instance normalisation",
+           ("universal.py", "vgg.py"), decoders="upsample"),
 )}
 
 
