@@ -17,8 +17,8 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def window_sums(z, p, m, t):
-    """z: (9, 3, Hw, Ww); p: (C, H, W); m: (C, Hw, Ww) and t: (C, 3, Hw, Ww) are written."""
+def window_sums(z, p, sc, m, t):
+    """z: (9, 3, Hw, Ww); p: (C, H, W) scaled by sc (H, W); m: (C, Hw, Ww) and t: (C, 3, Hw, Ww) are written."""
     nc = p.shape[0]
     hw, ww = z.shape[2], z.shape[3]
     for wy in prange(hw):
@@ -31,7 +31,7 @@ def window_sums(z, p, m, t):
                 for dy in range(3):
                     for dx in range(3):
                         j = dy * 3 + dx
-                        v = p[c, wy + dy, wx + dx]
+                        v = p[c, wy + dy, wx + dx] * sc[wy + dy, wx + dx]
                         s += v
                         t0 += z[j, 0, wy, wx] * v
                         t1 += z[j, 1, wy, wx] * v
@@ -43,14 +43,15 @@ def window_sums(z, p, m, t):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def gather(z, p, m, t, out):
+def gather(z, p, sc, c0, c1, m, t, out):
+    """out = c0 * p + c1 * sc * L(sc * p), from the window sums m, t of sc * p."""
     nc, h, w = p.shape
     hw, ww = z.shape[2], z.shape[3]
     for y in prange(h):
         for c in range(nc):
             for x in range(w):
                 acc = 0.0
-                pv = p[c, y, x]
+                pv = p[c, y, x] * sc[y, x]
                 for dy in range(3):
                     wy = y - dy
                     if wy < 0 or wy >= hw:
@@ -63,16 +64,20 @@ def gather(z, p, m, t, out):
                         acc += pv - m[c, wy, wx] - (z[j, 0, wy, wx] * t[c, 0, wy, wx]
                                                     + z[j, 1, wy, wx] * t[c, 1, wy, wx]
                                                     + z[j, 2, wy, wx] * t[c, 2, wy, wx])
-                out[c, y, x] = acc
+                out[c, y, x] = c0 * p[c, y, x] + c1 * sc[y, x] * acc
 
 
-def matvec(z: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``L p`` for float32 ``z`` (9, 3, H-2, W-2) and ``p`` (C, H, W), both C-contiguous."""
+def matvec(z: np.ndarray, p: np.ndarray, scale: np.ndarray | None = None, c0: float = 0.0,
+           c1: float = 1.0) -> np.ndarray:
+    """``c0 p + c1 S L S p`` (S = diag(``scale``), default: ``L p``) for float32 ``z``
+    (9, 3, H-2, W-2) and ``p`` (C, H, W), both C-contiguous. The scaled form is the smoothing
+    operator in one pass (no round trips through torch between the steps)."""
     nc = p.shape[0]
     hw, ww = z.shape[2], z.shape[3]
     m = np.empty((nc, hw, ww), np.float32)
     t = np.empty((nc, 3, hw, ww), np.float32)
     out = np.empty_like(p)
-    window_sums(z, p, m, t)
-    gather(z, p, m, t, out)
+    sc = np.ones(p.shape[1:], np.float32) if scale is None else scale
+    window_sums(z, p, sc, m, t)
+    gather(z, p, sc, np.float32(c0), np.float32(c1), m, t, out)
     return out

@@ -88,14 +88,22 @@ class MattingLaplacian:
         return (self.z.device.type == "cpu" and self.dtype == torch.float32
                 and not (torch.is_grad_enabled() and p.requires_grad))
 
-    def _matvec_kernel(self, p: torch.Tensor) -> torch.Tensor:
+    def _matvec_kernel(self, p: torch.Tensor, scale: torch.Tensor | None = None, c0: float = 0.0,
+                       c1: float = 1.0) -> torch.Tensor:
         from . import _matting_kernels
 
         h, w = self.shape
         if self._z_grid is None:
             self._z_grid = self.z.numpy().reshape(WIN, 3, h - 2, w - 2)
         x = p.detach().reshape(-1, h, w).to(torch.float32).contiguous().numpy()
-        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x)).reshape(p.shape)
+        sc = None if scale is None else scale.to(torch.float32).contiguous().numpy()
+        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x, sc, c0, c1)).reshape(p.shape)
+
+    def scaled_matvec(self, p: torch.Tensor, scale: torch.Tensor, c0: float, c1: float) -> torch.Tensor:
+        """``c0 p + c1 S L (S p)`` with ``S = diag(scale)`` (``(H, W)``): one fused pass on CPU."""
+        if self._use_kernel(p):
+            return self._matvec_kernel(p, scale, c0, c1)
+        return c0 * p + c1 * scale * self.matvec(scale * p)
 
     def matvec_reference(self, p: torch.Tensor) -> torch.Tensor:
         """The torch product regardless of device (tests compare the kernel with it)."""

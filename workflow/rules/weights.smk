@@ -5,6 +5,7 @@ localrules:
     report_grid,
     report_plots,
     report_segmentation,
+    report_losses,
 
 
 rule fetch_weights:
