@@ -92,3 +92,14 @@ def test_rejects_too_small_and_mismatched_operands():
         op.matvec(torch.rand(1, 9, 8))
     # a grey guide works (replicated to three channels)
     assert MattingLaplacian(torch.rand(1, 8, 9)).matvec(torch.ones(1, 8, 9)).abs().max() < 1e-5
+
+
+def test_banded_setup_equals_one_band(monkeypatch):
+    import photostyle.matting as matting
+
+    torch.manual_seed(3)
+    img = torch.rand(3, 13, 11)
+    whole = matting.MattingLaplacian(img)
+    monkeypatch.setattr(matting, "SETUP_WINDOWS", 7)  # one window row per band
+    banded = matting.MattingLaplacian(img)
+    assert torch.equal(banded.z, whole.z)

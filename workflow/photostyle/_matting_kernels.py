@@ -67,17 +67,20 @@ def gather(z, p, sc, c0, c1, m, t, out):
                 out[c, y, x] = c0 * p[c, y, x] + c1 * sc[y, x] * acc
 
 
+def work_buffers(nc: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window means, window projections and a ones scale for ``nc`` channels of an H x W image."""
+    return (np.empty((nc, h - 2, w - 2), np.float32), np.empty((nc, 3, h - 2, w - 2), np.float32),
+            np.ones((h, w), np.float32))
+
+
 def matvec(z: np.ndarray, p: np.ndarray, scale: np.ndarray | None = None, c0: float = 0.0,
-           c1: float = 1.0) -> np.ndarray:
+           c1: float = 1.0, work: tuple | None = None) -> np.ndarray:
     """``c0 p + c1 S L S p`` (S = diag(``scale``), default: ``L p``) for float32 ``z``
     (9, 3, H-2, W-2) and ``p`` (C, H, W), both C-contiguous. The scaled form is the smoothing
     operator in one pass (no round trips through torch between the steps)."""
-    nc = p.shape[0]
-    hw, ww = z.shape[2], z.shape[3]
-    m = np.empty((nc, hw, ww), np.float32)
-    t = np.empty((nc, 3, hw, ww), np.float32)
+    m, t, ones = work if work is not None else work_buffers(*p.shape)
     out = np.empty_like(p)
-    sc = np.ones(p.shape[1:], np.float32) if scale is None else scale
+    sc = ones if scale is None else scale
     window_sums(z, p, sc, m, t)
     gather(z, p, sc, np.float32(c0), np.float32(c1), m, t, out)
     return out

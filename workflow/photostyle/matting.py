@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 WIN = 9  # 3x3 windows
+SETUP_WINDOWS = 1 << 20  # windows per band of the float64 set-up
 
 
 class MattingLaplacian:
@@ -51,17 +52,23 @@ class MattingLaplacian:
             raise ValueError(f"the matting Laplacian needs at least 3x3 pixels, got {h}x{w}")
         self.shape = (h, w)
         self.eps = float(eps)
-        i64 = image.to(torch.float64)
-        patches = F.unfold(i64[None].contiguous(), 3)[0].reshape(3, WIN, -1)  # (3, 9, K) colours per window
-        mu = patches.mean(dim=1, keepdim=True)  # (3, 1, K)
-        d = patches - mu  # (3, 9, K)
-        cov = torch.einsum("ajk,bjk->kab", d, d) / WIN  # (K, 3, 3)
-        cov = cov + (self.eps / WIN) * torch.eye(3, dtype=torch.float64, device=image.device)
-        chol = torch.linalg.cholesky(cov)  # (K, 3, 3)
-        z = torch.linalg.solve_triangular(chol, d.permute(2, 0, 1), upper=False)  # (K, 3, 9)
-        self.z = z.permute(2, 1, 0).contiguous().to(dtype)  # (9, 3, K): window member, colour, window
+        # set-up in float64, a band of window rows at a time (bounded memory at 12 MP)
+        kw = w - 2
+        self.z = torch.empty(WIN, 3, (h - 2) * kw, dtype=dtype, device=image.device)
+        eye = (self.eps / WIN) * torch.eye(3, dtype=torch.float64, device=image.device)
+        band = max(1, SETUP_WINDOWS // kw)
+        for r0 in range(0, h - 2, band):
+            r1 = min(h - 2, r0 + band)
+            part = image[:, r0:r1 + 2].to(torch.float64)[None].contiguous()
+            patches = F.unfold(part, 3)[0].reshape(3, WIN, -1)  # (3, 9, k) colours per window
+            d = patches - patches.mean(dim=1, keepdim=True)  # (3, 9, k)
+            cov = torch.einsum("ajk,bjk->kab", d, d) / WIN + eye  # (k, 3, 3)
+            chol = torch.linalg.cholesky(cov)
+            z = torch.linalg.solve_triangular(chol, d.permute(2, 0, 1), upper=False)  # (k, 3, 9)
+            self.z[:, :, r0 * kw:r1 * kw] = z.permute(2, 1, 0).to(dtype)  # (9, 3, k): member, colour, window
         self.dtype = dtype
         self._z_grid = None  # numpy view (9, 3, H-2, W-2) for the compiled CPU kernel
+        self._work: dict = {}  # the kernel's buffers, allocated once (page faults cost as much as the work)
 
     @property
     def device(self) -> torch.device:
@@ -97,7 +104,10 @@ class MattingLaplacian:
             self._z_grid = self.z.numpy().reshape(WIN, 3, h - 2, w - 2)
         x = p.detach().reshape(-1, h, w).to(torch.float32).contiguous().numpy()
         sc = None if scale is None else scale.to(torch.float32).contiguous().numpy()
-        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x, sc, c0, c1)).reshape(p.shape)
+        nc = x.shape[0]
+        if nc not in self._work:
+            self._work[nc] = _matting_kernels.work_buffers(nc, h, w)
+        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x, sc, c0, c1, self._work[nc])).reshape(p.shape)
 
     def scaled_matvec(self, p: torch.Tensor, scale: torch.Tensor, c0: float, c1: float) -> torch.Tensor:
         """``c0 p + c1 S L (S p)`` with ``S = diag(scale)`` (``(H, W)``): one fused pass on CPU."""
