@@ -64,7 +64,7 @@ def methods_benchmark(devices, repeats: int, tmp: Path) -> None:
             for lv in m.decoder_levels(params):
                 torch.manual_seed(lv)
                 paths[lv] = tmp / f"{m.decoders}_{lv}.pt"
-                save_decoder(paths[lv], Decoder(lv, m.decoders), {})
+                save_decoder(paths[lv], Decoder(lv, m.decoders), {"encoder": "vgg19=random, seed 0"})
             state = {"job": {"weights": {"vgg19-imagenet": resolve("vgg19-imagenet", "random", "-", 0)}, "seed": 0,
                              "decoder_paths": paths}}
             c, s = content.to(dev), style.to(dev)

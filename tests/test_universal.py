@@ -189,3 +189,15 @@ def test_universal_pipeline_trains_decoders_once_per_family_and_level(tiny_colle
     cfg_path.write_text(yaml.safe_dump(cfg))
     rules = [r for r, _ in scheduled_jobs(run_snakemake(tmp, cfg_path, "-n").stdout)]
     assert rules.count("train_decoder") == 3 and "stylize" in rules
+
+
+def test_decoders_trained_with_another_encoder_are_refused(tmp_path):
+    from photostyle.methods import get_method
+
+    method = get_method("adain")
+    params = {**validate_config({})["methods"]["adain"], "level": 1}
+    state = method_state(tmp_path, "upsample", [1])
+    save_decoder(state["job"]["decoder_paths"][1], Decoder(1, "upsample"), {"encoder": "vgg19=pretrained sha256:x"})
+    with pytest.raises(RuntimeError, match="trained with encoder vgg19=pretrained"):
+        method.fn(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), masks=None, params=params,
+                  device=torch.device("cpu"), state=state)

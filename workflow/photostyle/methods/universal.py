@@ -32,8 +32,15 @@ def _models(params: dict, state: dict, device):
         from ..vgg import VGGFeatures
 
         levels = job["decoder_paths"]
-        job["encoder"] = Encoder(VGGFeatures("vgg19", resolved, job["seed"], f"relu{max(levels)}_1")).to(device)
-        job["decoders"] = {lv: load_decoder(path, device)[0] for lv, path in levels.items()}
+        encoder = Encoder(VGGFeatures("vgg19", resolved, job["seed"], f"relu{max(levels)}_1")).to(device)
+        decoders = {}
+        for lv, path in levels.items():
+            decoders[lv], meta = load_decoder(path, device)
+            trained_with, here = meta.get("encoder", "unknown"), f"vgg19={encoder.provenance}"
+            if trained_with != here:  # e.g. pretrained weights arrived after the decoders were trained
+                raise RuntimeError(f"decoder {path} was trained with encoder {trained_with}, but this job's "
+                                   f"encoder is {here}; retrain it: snakemake --forcerun train_decoder")
+        job["encoder"], job["decoders"] = encoder, decoders
     return job["encoder"], job["decoders"]
 
 
