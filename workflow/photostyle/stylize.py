@@ -113,6 +113,15 @@ def process_item(row: dict, out_path: Path, provenance: dict[str, str], ledger: 
         return {**row, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
 
 
+def method_batch_size(method, params: dict, device: torch.device) -> int:
+    """Photos per batch of a batching method: ``params["batch_photos"]``; 0 = automatic, 8 on
+    CUDA and 1 on CPU (where batching measured slower: benchmarks/fast_net.py)."""
+    if not method.batches:
+        return 1
+    n = int(params.get("batch_photos", 0))
+    return n if n > 0 else (8 if device.type == "cuda" else 1)
+
+
 def decoder_files(root, levels: list[int]) -> tuple[dict[int, Path], str]:
     """Decoder files per level under ``root`` (``<root>/relu<k>_1/model.pt``) and their provenance."""
     from .weights import sha256_file
@@ -184,8 +193,65 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             style_arrays[srow["id"]] = load_photo(srow["path"], limits, expect_sha256=srow["sha256"])[0]
         return style_arrays[srow["id"]]
 
-    for r in photos:  # photo-major: each photo is decoded once for all styles
-        content: list = []
+    def out_path_of(pid: str, sid: str) -> Path:
+        return Path(out_root) / sid / method_name / f"{pid}.png"
+
+    def provenance_of(r, srow, labels_digest: str) -> dict[str, str]:
+        return {"photo": r["id"], "style": srow["id"], "method": method_name,
+                "source_sha256": r["sha256"], "style_sha256": srow["sha256"],
+                "labels_sha256": labels_digest, "config_hash": chash, "code_version": code_version,
+                "weights": style_weights_of(srow["id"]), "device": dev_desc, "seed": str(settings["seed"])}
+
+    def style_input(srow) -> torch.Tensor:
+        if srow["id"] not in style_tensor:
+            style_tensor[srow["id"]] = to_tensor(style_array(srow), device)
+        return style_tensor[srow["id"]]
+
+    # Batched methods (fast): photos of a chunk that share a size go through the network
+    # together, per style; results wait in `ready` for the per-item loop below, which writes
+    # them (and computes singly whatever a batch could not do).
+    batch = method_batch_size(method, params, device)
+    ready: dict[tuple[str, str], tuple[torch.Tensor, float]] = {}
+    decoded: dict[str, np.ndarray] = {}
+
+    def precompute(chunk) -> None:
+        decoded.clear()
+        for srow in styles:
+            if srow["status"] != "ok":
+                continue
+            todo = [r for r in chunk if not is_current(out_path_of(r["id"], srow["id"]), provenance_of(r, srow, "none"))]
+            groups: dict[tuple, list] = {}
+            for r in todo:
+                try:
+                    if r["id"] not in decoded:
+                        decoded[r["id"]] = load_photo(r["path"], limits, expect_sha256=r["sha256"])[0]
+                except (PhotoRejected, OSError, ValueError):
+                    continue  # the per-item loop records the failure
+                groups.setdefault(decoded[r["id"]].shape, []).append(r)
+            for group in groups.values():
+                if len(group) < 2:
+                    continue
+                try:
+                    x = torch.cat([to_tensor(decoded[r["id"]], device) for r in group])
+                    t0 = time.perf_counter()
+                    with torch.no_grad():
+                        out = fn(x, style_input(srow), masks=None, params=params, device=device,
+                                 state=style_state[srow["id"]])
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    share = (time.perf_counter() - t0) / len(group)
+                except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: one at a time
+                    log.warning("batch of %d photos failed (%s); computing them one by one", len(group), exc)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
+                for i, r in enumerate(group):
+                    ready[(r["id"], srow["id"])] = (out[i:i + 1], share)
+
+    for index, r in enumerate(photos):  # photo-major: each photo is decoded once for all styles
+        if batch > 1 and index % batch == 0:
+            precompute(photos[index:index + batch])
+        content: list = [decoded[r["id"]]] if r["id"] in decoded else []
 
         def content_array(r=r, content=content):
             if not content:
@@ -206,16 +272,17 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                 progress.step()
                 continue
             summary: list[str] = []
-            provenance = {"photo": r["id"], "style": sid, "method": method_name,
-                          "source_sha256": r["sha256"], "style_sha256": srow["sha256"],
-                          "labels_sha256": labels_digest, "config_hash": chash, "code_version": code_version,
-                          "weights": style_weights_of(sid), "device": dev_desc, "seed": str(settings["seed"])}
+            provenance = provenance_of(r, srow, labels_digest)
             row["weights"] = provenance["weights"]
+            batched: list[float] = []  # the item's share of its batch's time, when it came from one
 
-            def compute(r=r, srow=srow, sid=sid, summary=summary):
-                if sid not in style_tensor:
-                    style_tensor[sid] = to_tensor(style_array(srow), device)
+            def compute(r=r, srow=srow, sid=sid, summary=summary, batched=batched):
+                if (r["id"], sid) in ready:
+                    out, share = ready.pop((r["id"], sid))
+                    batched.append(share)
+                    return out
                 x = to_tensor(content_array(), device)
+                style_input(srow)
                 masks = None
                 if regions is not None:
                     masks = regions.masks(r["id"], sid, content_array(), style_array(srow), device)
@@ -230,8 +297,10 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                     write_trace(trace_path(out_path), trace)
                 return out
 
-            out_path = Path(out_root) / sid / method_name / f"{r['id']}.png"
+            out_path = out_path_of(r["id"], sid)
             done = process_item(row, out_path, provenance, ledger, compute, device)
+            if batched and done.get("cached") == 0:  # its share of the batch, not the write alone
+                done["runtime_s"] = f"{batched[0] + float(done['runtime_s']):.4f}"
             if not method.uses_regions:
                 done["regions"] = "global (method does not use regions)"
             elif regions is None:

@@ -55,6 +55,11 @@ class Method:
     per_style_model: bool = False  # needs a network trained per style (the train_fast rule)
     uses_regions: bool = True  # receives the matched region masks (False: a global method)
     decoders: str = ""  # decoder family trained once by the train_decoder rule ("upsample" | "unpool")
+    batches: bool = False  # accepts a (B, 3, H, W) batch of same-size photos (global methods only)
+
+    def __post_init__(self):
+        if self.batches and (self.uses_regions or self.traces):
+            raise ValueError(f"{self.name}: only global methods without traces can batch photos")
 
     def decoder_levels(self, params: dict) -> list[int]:
         """The encoder levels whose decoders the method needs with these params (none without decoders)."""
@@ -82,7 +87,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            "Luan et al. 2017 Deep Photo Style Transfer (region style loss + matting Laplacian)",
            ("vgg.py", "matting.py"), traces=True),
     Method("fast", "fast:fast", (), "Johnson et al. 2016 feed-forward network trained per style (fast photographic)",
-           ("fastnet.py",), per_style_model=True, uses_regions=False),
+           ("fastnet.py",), per_style_model=True, uses_regions=False, batches=True),
     Method("wct", "universal:wct", ("vgg19-imagenet",), "Li et al. 2017 universal style transfer (multi-level WCT)",
            ("universal.py", "vgg.py"), decoders="upsample"),
     Method("photowct", "universal:photowct", ("vgg19-imagenet",),

@@ -17,6 +17,11 @@ from ..fastnet import load_model, median3, stylize_photo
 
 
 def fast(content, style, *, masks=None, params, device, state):
+    """``content`` may be a batch of same-size photos (the driver's ``batch_photos``); photos
+    large enough to need tiles go one at a time."""
+    h, w = content.shape[-2:]
+    if content.shape[0] > 1 and h * w > params["tile_megapixels"] * 1e6:
+        return torch.cat([fast(c[None], style, params=params, device=device, state=state) for c in content])
     if "net" not in state:
         net, _ = load_model(state["model_path"], device)
         if device.type == "cuda" and params["channels_last"]:
