@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .tensors import pad_to_multiple
 from .vgg import gram
 
 log = logging.getLogger(__name__)
@@ -108,18 +109,9 @@ class TransformerNet(nn.Module):
 
 
 # --- inference ----------------------------------------------------------------------------
-def _pad_to_stride(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % STRIDE, (-w) % STRIDE
-    if ph or pw:
-        mode = "reflect" if h > ph and w > pw else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
-
-
 def run_plain(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
     """The network on a whole batch of same-size photos, any size (padded to the stride)."""
-    xp, h, w = _pad_to_stride(x)
+    xp, h, w = pad_to_multiple(x, STRIDE)
     return net(xp)[..., :h, :w]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -33,3 +34,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """``(B, 3, H, W)`` in [0, 1] -> the input normalisation of ImageNet-trained networks."""
     return (x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple`` (reflection, or
+    replication where the photo is smaller than the padding); also returns the original H, W."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, h, w

@@ -20,8 +20,8 @@ size keeps its size.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ..tensors import pad_to_multiple
 from ..universal import Encoder, load_decoder, transform
 
 
@@ -44,19 +44,10 @@ def _models(params: dict, state: dict, device):
     return job["encoder"], job["decoders"]
 
 
-def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if h > ph and w > pw else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
-
-
 def universal(content, style, *, masks, params, device, state, kind: str, levels) -> torch.Tensor:
     encoder, decoders = _models(params, state, device)
     alpha, eps = params["alpha"], params["eps"]
-    x, h, w = _pad(content, 2 ** (max(levels) - 1))
+    x, h, w = pad_to_multiple(content, 2 ** (max(levels) - 1))
     feats = state.setdefault("style_features", {})
     cache = state.setdefault("style_stats", {})
     for level in levels:
