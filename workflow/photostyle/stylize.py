@@ -207,110 +207,105 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             style_tensor[srow["id"]] = to_tensor(style_array(srow), device)
         return style_tensor[srow["id"]]
 
-    # Batched methods (fast): photos of a chunk that share a size go through the network
-    # together, per style; results wait in `ready` for the per-item loop below, which writes
-    # them (and computes singly whatever a batch could not do).
+    # Photos go in chunks of `batch` (1 unless the method batches: fast), each chunk style by
+    # style: a photo is decoded once per chunk, and for a batching method the chunk's photos
+    # that share a size go through the style's network together (precompute), their results
+    # waiting in `ready` for the per-item code below, which writes them and computes singly
+    # whatever a batch could not do. With batch 1 this is photo-major, styles inner.
     batch = method_batch_size(method, params, device)
     ready: dict[tuple[str, str], tuple[torch.Tensor, float]] = {}
-    decoded: dict[str, np.ndarray] = {}
+    decoded: dict[str, np.ndarray] = {}  # the current chunk's photos
 
-    def precompute(chunk) -> None:
+    def content_array(r) -> np.ndarray:
+        if r["id"] not in decoded:
+            decoded[r["id"]] = load_photo(r["path"], limits, expect_sha256=r["sha256"])[0]
+        return decoded[r["id"]]
+
+    def precompute(chunk, srow) -> None:
+        todo = [r for r in chunk if not is_current(out_path_of(r["id"], srow["id"]), provenance_of(r, srow, "none"))]
+        groups: dict[tuple, list] = {}
+        for r in todo:
+            try:
+                groups.setdefault(content_array(r).shape, []).append(r)
+            except (PhotoRejected, OSError, ValueError):
+                continue  # the per-item code records the failure
+        for group in (g for g in groups.values() if len(g) > 1):
+            try:
+                x = torch.cat([to_tensor(content_array(r), device) for r in group])
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    out = fn(x, style_input(srow), masks=None, params=params, device=device,
+                             state=style_state[srow["id"]])
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                share = (time.perf_counter() - t0) / len(group)
+            except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: one at a time
+                log.warning("batch of %d photos failed (%s); computing them one by one", len(group), exc)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            for i, r in enumerate(group):
+                ready[(r["id"], srow["id"])] = (out[i:i + 1], share)
+
+    for start in range(0, len(photos), batch):
+        chunk = photos[start:start + batch]
         decoded.clear()
         for srow in styles:
-            if srow["status"] != "ok":
-                continue
-            todo = [r for r in chunk if not is_current(out_path_of(r["id"], srow["id"]), provenance_of(r, srow, "none"))]
-            groups: dict[tuple, list] = {}
-            for r in todo:
-                try:
-                    if r["id"] not in decoded:
-                        decoded[r["id"]] = load_photo(r["path"], limits, expect_sha256=r["sha256"])[0]
-                except (PhotoRejected, OSError, ValueError):
-                    continue  # the per-item loop records the failure
-                groups.setdefault(decoded[r["id"]].shape, []).append(r)
-            for group in groups.values():
-                if len(group) < 2:
+            if batch > 1 and srow["status"] == "ok":
+                precompute(chunk, srow)
+            for r in chunk:
+                sid = srow["id"]
+                row = {**base, "photo_id": r["id"], "style": sid}
+                if srow["status"] != "ok":
+                    rows.append({**row, "status": "skipped", "error": f"style photo rejected at ingest: {srow['reason']}"})
+                    progress.step()
                     continue
                 try:
-                    x = torch.cat([to_tensor(decoded[r["id"]], device) for r in group])
-                    t0 = time.perf_counter()
+                    labels_digest = regions.digest(r["id"], sid) if regions is not None else "none"
+                except OSError as exc:
+                    rows.append({**row, "status": "failed", "error": f"label map unreadable: {exc}"})
+                    progress.step()
+                    continue
+                summary: list[str] = []
+                provenance = provenance_of(r, srow, labels_digest)
+                row["weights"] = provenance["weights"]
+                batched: list[float] = []  # the item's share of its batch's time, when it came from one
+
+                def compute(r=r, srow=srow, sid=sid, summary=summary, batched=batched):
+                    if (r["id"], sid) in ready:
+                        out, share = ready.pop((r["id"], sid))
+                        batched.append(share)
+                        return out
+                    x = to_tensor(content_array(r), device)
+                    style_input(srow)
+                    masks = None
+                    if regions is not None:
+                        masks = regions.masks(r["id"], sid, content_array(r), style_array(srow), device)
+                        summary.append(masks.summary if masks is not None else (regions.usable(r["id"], sid) or "whole"))
+                    seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
                     with torch.no_grad():
-                        out = fn(x, style_input(srow), masks=None, params=params, device=device,
-                                 state=style_state[srow["id"]])
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    share = (time.perf_counter() - t0) / len(group)
-                except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: one at a time
-                    log.warning("batch of %d photos failed (%s); computing them one by one", len(group), exc)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    continue
-                for i, r in enumerate(group):
-                    ready[(r["id"], srow["id"])] = (out[i:i + 1], share)
-
-    for index, r in enumerate(photos):  # photo-major: each photo is decoded once for all styles
-        if batch > 1 and index % batch == 0:
-            precompute(photos[index:index + batch])
-        content: list = [decoded[r["id"]]] if r["id"] in decoded else []
-
-        def content_array(r=r, content=content):
-            if not content:
-                content.append(load_photo(r["path"], limits, expect_sha256=r["sha256"])[0])
-            return content[0]
-
-        for srow in styles:
-            sid = srow["id"]
-            row = {**base, "photo_id": r["id"], "style": sid}
-            if srow["status"] != "ok":
-                rows.append({**row, "status": "skipped", "error": f"style photo rejected at ingest: {srow['reason']}"})
-                progress.step()
-                continue
-            try:
-                labels_digest = regions.digest(r["id"], sid) if regions is not None else "none"
-            except OSError as exc:
-                rows.append({**row, "status": "failed", "error": f"label map unreadable: {exc}"})
-                progress.step()
-                continue
-            summary: list[str] = []
-            provenance = provenance_of(r, srow, labels_digest)
-            row["weights"] = provenance["weights"]
-            batched: list[float] = []  # the item's share of its batch's time, when it came from one
-
-            def compute(r=r, srow=srow, sid=sid, summary=summary, batched=batched):
-                if (r["id"], sid) in ready:
-                    out, share = ready.pop((r["id"], sid))
-                    batched.append(share)
+                        out = fn(x, style_tensor[sid], masks=masks, params=params, device=device, state=style_state[sid])
+                    if out.shape != x.shape:
+                        raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
+                    trace = style_state[sid].pop("trace", None)
+                    if trace:  # written before the image: an image never lacks its trace
+                        write_trace(trace_path(out_path), trace)
                     return out
-                x = to_tensor(content_array(), device)
-                style_input(srow)
-                masks = None
-                if regions is not None:
-                    masks = regions.masks(r["id"], sid, content_array(), style_array(srow), device)
-                    summary.append(masks.summary if masks is not None else (regions.usable(r["id"], sid) or "whole"))
-                seed_everything(derive_seed(settings["seed"], r["id"], sid, method_name))
-                with torch.no_grad():
-                    out = fn(x, style_tensor[sid], masks=masks, params=params, device=device, state=style_state[sid])
-                if out.shape != x.shape:
-                    raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
-                trace = style_state[sid].pop("trace", None)
-                if trace:  # written before the image: an image never lacks its trace
-                    write_trace(trace_path(out_path), trace)
-                return out
 
-            out_path = out_path_of(r["id"], sid)
-            done = process_item(row, out_path, provenance, ledger, compute, device)
-            if batched and done.get("cached") == 0:  # its share of the batch, not the write alone
-                done["runtime_s"] = f"{batched[0] + float(done['runtime_s']):.4f}"
-            if not method.uses_regions:
-                done["regions"] = "global (method does not use regions)"
-            elif regions is None:
-                done["regions"] = "global (segmentation off)"
-            elif summary:
-                done["regions"] = summary[0]
-            else:  # reused: the matching it was made with
-                done["regions"] = ledger.get((r["id"], sid), {}).get("regions", "")
-            rows.append(done)
-            progress.step()
+                out_path = out_path_of(r["id"], sid)
+                done = process_item(row, out_path, provenance, ledger, compute, device)
+                if batched and done.get("cached") == 0:  # its share of the batch, not the write alone
+                    done["runtime_s"] = f"{batched[0] + float(done['runtime_s']):.4f}"
+                if not method.uses_regions:
+                    done["regions"] = "global (method does not use regions)"
+                elif regions is None:
+                    done["regions"] = "global (segmentation off)"
+                elif summary:
+                    done["regions"] = summary[0]
+                else:  # reused: the matching it was made with
+                    done["regions"] = ledger.get((r["id"], sid), {}).get("regions", "")
+                rows.append(done)
+                progress.step()
     n_cached = sum(r.get("cached") == 1 for r in rows)
     log.info("done: %d computed, %d reused, %d failed, %d skipped",
              sum(r.get("cached") == 0 for r in rows), n_cached,
