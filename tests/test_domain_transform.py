@@ -91,6 +91,18 @@ def test_rf_matches_direct_implementation_on_random_image(scan):
     assert np.abs(out - ref).max() < 1e-5
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [(23, 131), (24, 65)])
+def test_compiled_kernels_match_direct_implementation_for_any_channel_count(channels, size):
+    """The CPU kernels have a fused path for three channels (two rows at a time, so odd heights
+    take a separate row) and a per-channel path for others; widths span several column blocks."""
+    rng = np.random.default_rng(channels)
+    img, guide = rng.random((*size, channels)), rng.random((*size, 3))
+    ref = rf_reference(img, guide, 20.0, 0.5, 3)
+    out = _np(domain_transform(_t(img), _t(guide), 20.0, 0.5, 3, scan="numba"))
+    assert np.abs(out - ref).max() < 1e-5
+
+
 @pytest.mark.parametrize("scan", ["numba", "sequential", "logstep"])
 def test_rf_matches_direct_implementation_on_real_photo(scan):
     img = _coffee()
@@ -158,3 +170,17 @@ def test_grayscale_guide_and_half_precision_inputs():
         assert half.dtype == dtype
         # computed in float32: the only error is rounding of inputs and output
         assert (half.float() - torch.from_numpy(ref).permute(2, 0, 1)[None].float()).abs().max() < 0.02
+
+
+def test_photo_sized_input_uses_huge_page_buffers_and_matches_torch_scan():
+    """At a megapixel the compiled path's buffers take the huge-page hint (tensors.empty_hugepage);
+    the result is still the filter's, compared with the torch column-loop implementation."""
+    from photostyle.tensors import empty_hugepage
+
+    buf = empty_hugepage(3, 800, 1000)
+    buf.fill_(0.25)
+    assert buf.shape == (3, 800, 1000) and float(buf.sum()) == 0.25 * 3 * 800 * 1000
+    img = torch.rand(1, 3, 800, 1000, generator=torch.Generator().manual_seed(4))
+    fast = domain_transform(img, img, 60.0, 1.0, 3, scan="numba")
+    slow = domain_transform(img, img, 60.0, 1.0, 3, scan="sequential")
+    assert (fast - slow).abs().max() < 1e-5

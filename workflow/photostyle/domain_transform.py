@@ -111,14 +111,15 @@ def _box_pass(x: torch.Tensor, d: torch.Tensor, sigma_h: float) -> torch.Tensor:
 def _rf_numba(image: torch.Tensor, guide: torch.Tensor, sigma_s: float, sigma_r: float,
               sigmas: list[float]) -> torch.Tensor:
     """RF with the compiled kernels, in torch's (C, H, W) layout. Buffers are allocated once
-    and reused in place: fresh large allocations page-fault, which costs about as much as
-    the filtering itself."""
+    and reused in place, on huge pages where the system offers them: fresh large allocations
+    page-fault, which costs about as much as the filtering itself."""
     from . import _dt_kernels as k
+    from .tensors import empty_hugepage
 
     src = image.to(torch.float32).contiguous()  # no copy for float32 input
-    out = torch.empty_like(src)
+    out = empty_hugepage(*src.shape)
     _, _, h, w = out.shape
-    dx, dy = torch.empty(h, w), torch.empty(h, w)
+    dx, dy = empty_hugepage(h, w), empty_hugepage(h, w)
     for b in range(out.shape[0]):
         g = guide[b].to(torch.float32).contiguous().numpy()
         k.domain_distances(g, sigma_s / sigma_r, dx.numpy(), dy.numpy())
