@@ -82,16 +82,23 @@ class MattingLaplacian:
             raise ValueError(f"operand is {tuple(shape[-2:])}, Laplacian is {(h, w)}")
         if self._use_kernel(p):
             return self._matvec_kernel(p)
-        x = p.reshape(-1, 1, h, w).to(self.dtype)
+        work = self._arithmetic(p)
+        z = self.z.to(work)
+        x = p.reshape(-1, 1, h, w).to(work)
         patches = F.unfold(x, 3)  # (C, 9, K)
-        t = torch.einsum("jdk,cjk->cdk", self.z, patches) / WIN  # (C, 3, K)
-        out = patches - patches.mean(dim=1, keepdim=True) - torch.einsum("jdk,cdk->cjk", self.z, t)
+        t = torch.einsum("jdk,cjk->cdk", z, patches) / WIN  # (C, 3, K)
+        out = patches - patches.mean(dim=1, keepdim=True) - torch.einsum("jdk,cdk->cjk", z, t)
         return F.fold(out, (h, w), 3).reshape(shape)
 
     __call__ = matvec
 
+    def _arithmetic(self, p: torch.Tensor) -> torch.dtype:
+        """Products are computed in the stored dtype, or in float64 for float64 operands (the
+        stored whitened colours are then widened: exact, no second copy is kept)."""
+        return torch.float64 if p.dtype == torch.float64 else self.dtype
+
     def _use_kernel(self, p: torch.Tensor) -> bool:
-        """Products that need no gradient run in the compiled kernel on CPU (float32)."""
+        """Products that need no gradient run in the compiled kernel on CPU (float32 storage)."""
         return (self.z.device.type == "cpu" and self.dtype == torch.float32
                 and not (torch.is_grad_enabled() and p.requires_grad))
 
@@ -102,17 +109,19 @@ class MattingLaplacian:
         h, w = self.shape
         if self._z_grid is None:
             self._z_grid = self.z.numpy().reshape(WIN, 3, h - 2, w - 2)
-        x = p.detach().reshape(-1, h, w).to(torch.float32).contiguous().numpy()
-        sc = None if scale is None else scale.to(torch.float32).contiguous().numpy()
-        nc = x.shape[0]
-        if nc not in self._work:
-            self._work[nc] = _matting_kernels.work_buffers(nc, h, w)
-        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x, sc, c0, c1, self._work[nc])).reshape(p.shape)
+        work = self._arithmetic(p)
+        x = p.detach().reshape(-1, h, w).to(work).contiguous().numpy()
+        sc = None if scale is None else scale.to(work).contiguous().numpy()
+        key = (x.shape[0], work)
+        if key not in self._work:
+            self._work[key] = _matting_kernels.work_buffers(x.shape[0], h, w, x.dtype)
+        return torch.from_numpy(_matting_kernels.matvec(self._z_grid, x, sc, c0, c1, self._work[key])).reshape(p.shape)
 
     def scaled_matvec(self, p: torch.Tensor, scale: torch.Tensor, c0: float, c1: float) -> torch.Tensor:
         """``c0 p + c1 S L (S p)`` with ``S = diag(scale)`` (``(H, W)``): one fused pass on CPU."""
         if self._use_kernel(p):
             return self._matvec_kernel(p, scale, c0, c1)
+        scale = scale.to(self._arithmetic(p))
         return c0 * p + c1 * scale * self.matvec(scale * p)
 
     def matvec_reference(self, p: torch.Tensor) -> torch.Tensor:
