@@ -5,8 +5,9 @@ The recurrence ``y_k = (1 - v_k) x_k + v_k y_(k-1)`` is sequential along a line 
 independent across lines, so the kernels keep several independent chains in flight:
 
 * horizontal passes run along rows, two rows and (for colour images) their three channels
-  at a time (an odd last row on its own): six chains whose running values stay in registers, every array read and
-  written as contiguous streams; rows are split between threads;
+  at a time (an odd last row on its own): six chains whose running values stay in
+  registers, every array read and written as contiguous streams; rows are split between
+  threads;
 * vertical passes split the columns into blocks of 64 run in parallel; each step down a
   block updates a contiguous run of independent values (vectorised), all three channels
   with one read of the coefficients. The block's three channels and coefficients stay in

@@ -24,8 +24,9 @@ of the size of x that cancel, so in float32 the true residual of any iterate sta
 mixed-precision iterative refinement: the residual ``b - A x`` is computed in float64 (the
 same compiled kernel, float64 arithmetic over the stored float32 whitened colours) and
 accumulated into a float64 x, and float32 CG solves each correction ``A d = r`` to the
-relative reduction still needed, at most 1e-3 (about three orders of magnitude per round); the tolerance and the reported
-residual are the float64 ones. About 360 CG iterations reach 1e-3 at lambda = 1e-4.
+relative reduction still needed, at most 1e-3 (about three orders of magnitude per round);
+the tolerance and the reported residual are the float64 ones. About 360 CG iterations reach
+1e-3 at lambda = 1e-4.
 
 Approximate step: FastPhotoStyle's fast alternative, a guided filter (He et al. 2010) of the
 stylised image with the content photo as the colour guide (``radius``, ``eps``), built from
