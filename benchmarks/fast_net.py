@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 from photostyle.config import validate_config  # noqa: E402
-from photostyle.fastnet import PerceptualLoss, TransformerNet, run_plain, stylize_photo  # noqa: E402
-from photostyle.vgg import VGGFeatures  # noqa: E402
-from photostyle.weights import resolve  # noqa: E402
+from photostyle.nets.fastnet import PerceptualLoss, TransformerNet, run_plain, stylize_photo  # noqa: E402
+from photostyle.nets.vgg import VGGFeatures  # noqa: E402
+from photostyle.core.weights import resolve  # noqa: E402
 
 
 def sync(dev):

@@ -28,10 +28,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 from photostyle.config import validate_config  # noqa: E402
-from photostyle.matting import MattingLaplacian, sparse_laplacian  # noqa: E402
+from photostyle.ops.matting import MattingLaplacian, sparse_laplacian  # noqa: E402
 from photostyle.methods import get_method  # noqa: E402
-from photostyle.tensors import to_tensor  # noqa: E402
-from photostyle.weights import resolve  # noqa: E402
+from photostyle.core.tensors import to_tensor  # noqa: E402
+from photostyle.core.weights import resolve  # noqa: E402
 
 
 def timed(fn, n=3):
@@ -85,12 +85,14 @@ def step_benchmark(devices, side: int, iterations: int) -> None:
             for opt, lr in (("lbfgs", 1.0), ("adam", 0.01)):
                 p = dict(cfg["methods"][method], iterations=iterations, scales=1, work_side=side,
                          optimizer=opt, learning_rate=lr, log_every=10**6)
-                state = {"job": {"weights": {"vgg19-imagenet": resolve("vgg19-imagenet", "random", "-", 0)}, "seed": 0}}
-                get_method(method).fn(content.to(dev)[..., :64, :64], style.to(dev), masks=None,
-                                      params=dict(p, iterations=1, work_side=64), device=dev, state=state)  # warm-up
-                t, _ = timed(lambda: get_method(method).fn(content.to(dev), style.to(dev), masks=None, params=p,
-                                                           device=dev, state=state), n=1)
-                evals = len(state["trace"]) - 1
+                cls = get_method(method)
+                w = {"vgg19-imagenet": resolve("vgg19-imagenet", "random", "-", 0)}
+                warm = cls(cls.parse(dict(p, iterations=1, work_side=64)), dev, seed=0, weights=w)
+                warm(content.to(dev)[..., :64, :64], warm.prepare_style(style.to(dev), "s"))  # warm-up
+                m = cls(cls.parse(p), dev, seed=0, weights=w)
+                state = m.prepare_style(style.to(dev), "s")
+                t, _ = timed(lambda: m(content.to(dev), state), n=1)
+                evals = len(state.trace) - 1
                 print(f"  {dev.type:4s} {method:5s} {opt:5s}: {t / iterations:6.3f} s per step"
                       f" ({evals / iterations:.2f} loss evaluations per step), {t:6.1f} s in all")
 

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-from photostyle.domain_transform import domain_transform  # noqa: E402
+from photostyle.ops.domain_transform import domain_transform  # noqa: E402
 
 SIZES = {"1 MP": (1155, 866), "4 MP": (2310, 1732)}
 

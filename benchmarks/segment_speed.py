@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO / "workflow"))
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import smooth_photo  # noqa: E402
 from photostyle.config import validate_config  # noqa: E402
-from photostyle.device import describe_device, select_device  # noqa: E402
-from photostyle.segmentation import build_segmenter  # noqa: E402
+from photostyle.core.device import describe_device, select_device  # noqa: E402
+from photostyle.nets.segmenters import build_segmenter  # noqa: E402
 
 MODELS = [("kmeans", {}), ("segformer-ade20k", {"segformer_variant": "b0"}),
           ("segformer-ade20k", {"segformer_variant": "b2"}), ("deeplabv3", {})]

@@ -36,12 +36,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 from photostyle.config import validate_config  # noqa: E402
-from photostyle.matting import sparse_laplacian  # noqa: E402
+from photostyle.ops.matting import sparse_laplacian  # noqa: E402
 from photostyle.methods import get_method  # noqa: E402
-from photostyle.smoothing import (  # noqa: E402
+from photostyle.ops.smoothing import (  # noqa: E402
     SmoothingSystem, _window_counts, guided_filter, smooth_exact, solve_refined)
-from photostyle.universal import Decoder, save_decoder  # noqa: E402
-from photostyle.weights import resolve  # noqa: E402
+from photostyle.nets.universal import Decoder, save_decoder  # noqa: E402
+from photostyle.core.weights import resolve  # noqa: E402
 
 
 def sync(dev):
@@ -60,27 +60,29 @@ def methods_benchmark(devices, repeats: int, tmp: Path) -> None:
     print(f"universal methods at {content.shape[-1]}x{content.shape[-2]} ({content[0, 0].numel() / 1e6:.2f} MP)")
     for dev in devices:
         for name in ("wct", "photowct", "adain"):
-            m = get_method(name)
-            params = cfg["methods"][name]
+            cls = get_method(name)
+            params = cls.parse(cfg["methods"][name])
             paths = {}
-            for lv in m.decoder_levels(params):
+            for art in cls.artifacts(params, []):
+                lv, family = dict(art.args)["level"], dict(art.args)["family"]
                 torch.manual_seed(lv)
-                paths[lv] = tmp / f"{m.decoders}_{lv}.pt"
-                save_decoder(paths[lv], Decoder(lv, m.decoders), {"encoder": "vgg19=random, seed 0"})
-            state = {"job": {"weights": {"vgg19-imagenet": resolve("vgg19-imagenet", "random", "-", 0)}, "seed": 0,
-                             "decoder_paths": paths}}
+                paths[art] = tmp / f"{family}_{lv}.pt"
+                save_decoder(paths[art], Decoder(lv, family), {"encoder": "vgg19=random, seed 0"})
+            m = cls(params, dev, seed=0, weights={"vgg19-imagenet": resolve("vgg19-imagenet", "random", "-", 0)},
+                    artifacts=paths)
             c, s = content.to(dev), style.to(dev)
+            state = m.prepare_style(s, "style")
             with torch.no_grad():
-                m.fn(c[..., :64, :64], s, masks=None, params=params, device=dev, state=state)  # load + warm-up
+                m(c[..., :64, :64], state)  # load + warm-up
                 best = float("inf")
                 for _ in range(repeats):
                     sync(dev)
                     t0 = time.perf_counter()
-                    m.fn(c, s, masks=None, params=params, device=dev, state=state)
+                    m(c, state)
                     sync(dev)
                     best = min(best, time.perf_counter() - t0)
             print(f"  {dev.type:4s} {name:8s}: {best:6.2f} s per photo, {1 / best:6.2f} photos/s"
-                  f"  (levels {m.decoder_levels(params)})")
+                  f"  (levels {cls.levels(params)})")
 
 
 def smoothing_benchmark(skip_direct: bool) -> None:

@@ -82,3 +82,26 @@ def scheduled_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
                 k, _, v = part.strip().partition("=")
                 jobs[-1][1][k] = v
     return jobs
+
+
+def make_method(name, params=None, *, seed=0, artifacts=None, weights_mode="random"):
+    """A method instance as a stylize job makes it (CPU, random pretrained weights unless told)."""
+    import torch
+
+    from photostyle.config import validate_config
+    from photostyle.core.weights import resolve
+    from photostyle.methods import get_method
+
+    cls = get_method(name)
+    p = {**validate_config({})["methods"][name], **(params or {})}
+    weights = {n: resolve(n, weights_mode, "unused-weights-dir", seed, False) for n in cls.weights}
+    return cls(cls.parse(p), torch.device("cpu"), seed=seed, weights=weights, artifacts=artifacts)
+
+
+def stylise(method, content, style, masks=None, state=None):
+    """One call of a method on one photo; ``state`` (a StyleState) carries style caches and traces."""
+    import torch
+
+    state = method.prepare_style(style, "style") if state is None else state
+    with torch.no_grad():
+        return method(content, state, masks)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import run_snakemake, save, scheduled_jobs, smooth_photo
-from photostyle.io import read_csv_dicts, read_png_text
+from photostyle.core.io import read_csv_dicts, read_png_text
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import yaml
 from PIL import Image
 
 from conftest import run_snakemake, save, smooth_photo
-from photostyle.io import read_csv_dicts
+from photostyle.core.io import read_csv_dicts
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from .photo import PhotoLimits
+from photostyle.core.photo import PhotoLimits
 
 
 def _settings(text: str) -> dict:
@@ -19,91 +19,86 @@ def _settings(text: str) -> dict:
 
 
 def cmd_ingest(a):
-    from .ingest import ingest_listing
+    from photostyle.stages.ingest import ingest_listing
 
     s = _settings(a.settings)
     ingest_listing(a.listing, a.root, a.kind, a.shard, PhotoLimits.from_settings(s), a.out)
 
 
 def cmd_manifest(a):
-    from .ingest import collect_manifest
+    from photostyle.stages.ingest import collect_manifest
 
     n_ok, n_bad = collect_manifest(a.tables, a.manifest, a.rejected)
     logging.info("manifest: %d photos accepted, %d rejected", n_ok, n_bad)
 
 
 def cmd_stylize(a):
-    from .stylize import run_stylize_shard
+    from photostyle.stages.stylize import run_stylize_shard
 
     run_stylize_shard(a.shard_table, a.style_tables, a.method, _settings(a.settings),
-                      a.out_root, a.index, a.code_version, a.segment_indexes)
+                      a.out_root, a.index, a.code_version, a.segment_indexes, a.train_root)
 
 
 def cmd_segment(a):
-    from .segmentation import run_segment_part
+    from photostyle.stages.segment import run_segment_part
 
     run_segment_part(a.table, a.kind, _settings(a.settings), a.out_root, a.index, a.code_version)
 
 
 def cmd_segmentation_sheet(a):
-    from .report import segmentation_sheet
+    from photostyle.stages.report import segmentation_sheet
 
     s = _settings(a.settings)
     segmentation_sheet(a.indexes, a.out, s["grid_photos"])
 
 
 def cmd_refine(a):
-    from .refine import run_refine_shard
+    from photostyle.stages.refine import run_refine_shard
 
     run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_root, a.index, a.code_version)
 
 
 def cmd_metrics(a):
-    from .metrics import run_metrics_shard
+    from photostyle.stages.metrics import run_metrics_shard
 
     run_metrics_shard(a.shard_table, a.style_tables, a.indexes, _settings(a.settings), a.out, a.segment_indexes)
 
 
 def cmd_aggregate(a):
-    from .metrics import aggregate
+    from photostyle.stages.metrics import aggregate
 
     aggregate(a.tables, a.per_image, a.summary)
 
 
 def cmd_grid(a):
-    from .report import image_grid
+    from photostyle.stages.report import image_grid
 
     s = _settings(a.settings)
     image_grid(a.style, a.manifest, a.style_table, a.indexes, a.out, s["grid_photos"], s["thumb_px"])
 
 
 def cmd_plots(a):
-    from .report import metrics_scatter, runtime_bars
+    from photostyle.stages.report import metrics_scatter, runtime_bars
 
     metrics_scatter(a.per_image, a.scatter)
     runtime_bars(a.benchmarks, a.runtimes)
 
 
 def cmd_train(a):
-    from .training import run_train_fast
+    from photostyle.stages.train import run_train
 
-    run_train_fast(a.style_table, a.listing, a.root, json.loads(a.settings), a.model, a.losses, a.code_version)
-
-
-def cmd_train_decoder(a):
-    from .training import run_train_decoder
-
-    run_train_decoder(a.family, a.level, a.listing, a.root, json.loads(a.settings), a.model, a.losses, a.code_version)
+    run_train(a.trainer, a.key, json.loads(a.args), a.listing, a.root, json.loads(a.settings), a.model, a.losses,
+              a.code_version, a.style_table)
 
 
 def cmd_losses(a):
-    from .report import loss_curves
+    from photostyle.stages.report import loss_curves
 
     loss_curves(a.out, a.indexes, a.training_logs, a.photos)
 
 
 def cmd_fetch_weights(a):
-    from .weights import REGISTRY, fetch_all
+    from photostyle.core.weights import REGISTRY, fetch_all
 
     names = sorted(REGISTRY) if a.names == ["all"] else a.names
     for name, digest in fetch_all(names, a.weights_dir):
@@ -111,7 +106,7 @@ def cmd_fetch_weights(a):
 
 
 def cmd_weights_status(a):
-    from .weights import REGISTRY, WeightsUnavailable, locate
+    from photostyle.core.weights import REGISTRY, WeightsUnavailable, locate
 
     for name, spec in sorted(REGISTRY.items()):
         try:
@@ -146,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("--style-tables", nargs="+", required=True)
     s.add_argument("--segment-indexes", nargs="*", default=[])
+    s.add_argument("--train-root", default="results/train", help="where trained artifacts are")
     s.set_defaults(fn=cmd_stylize)
 
     s = sub.add_parser("segment", help="semantic label maps of one ingest table")
@@ -190,17 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("benchmarks", nargs="*")
     s.set_defaults(fn=cmd_plots)
 
-    s = sub.add_parser("train", help="train the fast method's network for one style")
-    for opt in ("--style-table", "--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
+    s = sub.add_parser("train", help="train one artifact a method needs (a trainer's model)")
+    for opt in ("--trainer", "--key", "--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--args", default="{}", help="JSON: the artifact's arguments (e.g. decoder family, level)")
+    s.add_argument("--style-table", default=None, help="per-style trainers: the style's ingest table")
     s.set_defaults(fn=cmd_train)
-
-    s = sub.add_parser("train-decoder", help="train one decoder of the universal methods (family, level)")
-    s.add_argument("--family", required=True, choices=["upsample", "unpool"])
-    s.add_argument("--level", required=True, type=int, choices=[1, 2, 3, 4, 5])
-    for opt in ("--listing", "--root", "--settings", "--model", "--losses", "--code-version"):
-        s.add_argument(opt, required=True)
-    s.set_defaults(fn=cmd_train_decoder)
 
     s = sub.add_parser("losses", help="report figure: training losses and optimisation traces")
     s.add_argument("--out", required=True)

@@ -1,123 +1,43 @@
-"""Configuration: JSON-schema validation with defaults, clear messages, stable hashes."""
+"""The configuration: the schema file plus the method registry's blocks, validated with defaults.
+
+``workflow/schemas/config.schema.yaml`` holds every section but the per-method ones; the
+method enums (``stylize.methods``, ``refine.per_method``) and the blocks ``methods.<name>``
+are generated from the registry (each method's ``Params`` dataclass), so a parameter is
+declared in one place. Validation machinery and hashes: :mod:`photostyle.core.schema`.
+"""
 
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message lists every problem found."""
+from photostyle.core.schema import (ConfigError, canonical_json, config_hash, default_config_path,  # noqa: F401
+                                    load_schema, validate_against)
 
 
 @lru_cache(maxsize=1)
-def load_schema() -> dict:
-    with open(SCHEMA_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+def full_schema() -> dict:
+    """The schema file with the registry's method names and per-method blocks filled in."""
+    from photostyle.methods import REGISTRY
 
-
-def _resolve(schema: dict, root: dict) -> dict:
-    ref = schema.get("$ref")
-    if ref and ref.startswith("#/"):
-        node = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        return {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+    schema = copy.deepcopy(load_schema())
+    names = list(REGISTRY)
+    props = schema["properties"]
+    props["stylize"]["properties"]["methods"]["items"] = {"enum": names}
+    props["refine"]["properties"]["per_method"]["propertyNames"] = {"enum": names}
+    props["methods"]["properties"] = {name: cls.schema() for name, cls in REGISTRY.items()}
     return schema
 
 
-def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
-    """Fill missing keys from ``default`` values in the schema, recursively."""
-    root = root or schema
-    schema = _resolve(schema, root)
-    if not isinstance(instance, dict):
-        return instance
-    for key, sub in schema.get("properties", {}).items():
-        sub = _resolve(sub, root)
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key in instance:
-            fill_defaults(instance[key], sub, root)
-    return instance
-
-
-def _key_path(path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _message(err: jsonschema.ValidationError) -> str:
-    where = _key_path(err.absolute_path)
-    if err.validator == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = sorted(set(err.instance) - set(allowed))
-        msgs = []
-        for key in extra:
-            full = f"{where}.{key}" if err.absolute_path else key
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            did = f" Did you mean '{hint[0]}'?" if hint else ""
-            msgs.append(f"unknown config key '{full}'.{did} Allowed keys here: {', '.join(allowed)}.")
-        return "\n".join(msgs)
-    if err.validator == "enum":
-        allowed = [str(v) for v in err.validator_value]
-        hint = difflib.get_close_matches(str(err.instance), allowed, n=1)
-        did = f" Did you mean '{hint[0]}'?" if hint else ""
-        return f"config key '{where}' has value {err.instance!r}, which is not allowed.{did} Allowed values: {', '.join(allowed)}."
-    if err.validator == "propertyNames":
-        return f"config key '{where}': {err.message}"
-    return f"config key '{where}': {err.message}"
-
-
 def validate_config(config: dict) -> dict:
-    """Return a validated deep copy of ``config`` with defaults filled in.
-
-    Raises :class:`ConfigError` naming every offending key with the allowed keys or values.
-    """
-    schema = load_schema()
-    cfg = fill_defaults(copy.deepcopy(dict(config)), schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        body = "\n".join(f"  - {_message(e)}" for e in errors)
-        raise ConfigError(f"invalid photostyle configuration:\n{body}")
-    return cfg
+    """A validated deep copy of ``config`` with defaults filled in; :class:`ConfigError` names
+    every offending key with the allowed keys or values (and a close match for typos)."""
+    return validate_against(config, full_schema())
 
 
 def load_config(path: str | Path | None = None) -> dict:
     with open(path or default_config_path(), encoding="utf-8") as fh:
         return validate_config(yaml.safe_load(fh) or {})
-
-
-def default_config_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "config" / "config.yaml"
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def config_hash(obj: Any) -> str:
-    """Short, stable hash of a config sub-tree (key order does not matter)."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:12]
-
-
-def refine_settings_for(refine_cfg: dict, method: str) -> dict:
-    """The effective refinement settings of one method (global keys + per-method override)."""
-    base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
-    override = refine_cfg.get("per_method", {}).get(method, {})
-    merged = {**base, **override}
-    if "smoothing" in override:  # a partial smoothing override keeps the global keys it leaves out
-        merged["smoothing"] = {**base.get("smoothing", {}), **override["smoothing"]}
-    return merged

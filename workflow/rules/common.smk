@@ -1,4 +1,8 @@
-# Shared set-up: config validation, collection scan, settings per stage, input functions.
+# Shared set-up: config validation, the collection scan, wildcards, input functions and final
+# targets. What each stage's output depends on is stated by the stage module itself
+# (photostyle.stages.<stage>.settings); code versions are derived from their import closures;
+# methods and trained models come from the method registry's declarations. No rule or
+# function here names a method.
 import sys
 from pathlib import Path
 
@@ -11,11 +15,18 @@ min_version("9.19")
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import yaml  # noqa: E402
-from photostyle.config import canonical_json, default_config_path, refine_settings_for, validate_config  # noqa: E402
-from photostyle.collection import sync_listings, sync_training_listing  # noqa: E402
+from photostyle.config import canonical_json, default_config_path, validate_config  # noqa: E402
+from photostyle.core.collection import sync_listings, sync_training_listing  # noqa: E402
+from photostyle.core.provenance import code_version  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
-from photostyle.provenance import stage_code_version  # noqa: E402
-from photostyle.regions import groups_digest  # noqa: E402
+from photostyle.stages import ingest as ingest_stage  # noqa: E402
+from photostyle.stages import metrics as metrics_stage  # noqa: E402
+from photostyle.stages import refine as refine_stage  # noqa: E402
+from photostyle.stages import report as report_stage  # noqa: E402
+from photostyle.stages import segment as segment_stage  # noqa: E402
+from photostyle.stages import stylize as stylize_stage  # noqa: E402
+from photostyle.stages import train as train_stage  # noqa: E402
+from photostyle.stages.common import segmentation_on  # noqa: E402
 
 if not config:  # no --configfile/--config given: the shipped default (sample data)
     with open(default_config_path(), encoding="utf-8") as _fh:
@@ -26,6 +37,23 @@ config.update(_validated)
 
 RESULTS = "results"
 LISTS = f"{RESULTS}/ingest/lists"
+TRAIN = f"{RESULTS}/train"
+
+
+def _cli():
+    """How jobs call the package: the interpreter that runs this workflow (no PATH lookup, so
+    `/path/to/venv/bin/snakemake` works without activating the venv); under `--sdm conda` the
+    environment's own python, which has the package (envs/photostyle.yaml)."""
+    from snakemake.settings.types import DeploymentMethod
+
+    dep = getattr(workflow, "deployment_settings", None)
+    if dep is not None and DeploymentMethod.CONDA in dep.deployment_method:
+        return "python -m photostyle"
+    return f"{Path(sys.executable).as_posix()} -m photostyle"
+
+
+PHOTOSTYLE = _cli()
+CONDA_ENV = "../../envs/photostyle.yaml"
 
 for _key in ("content_dir", "style_dir"):  # a mistyped folder must not look like an empty collection
     if not Path(config[_key]).is_dir():
@@ -37,120 +65,53 @@ _CONTENT = sync_listings(config["content_dir"], f"{LISTS}/content", config["inge
 CONTENT_SHARDS = sorted(_CONTENT)
 STYLES = sorted(sync_listings(config["style_dir"], f"{LISTS}/style", per_file=True))
 METHODS = list(config["stylize"]["methods"])
-SEG = config["segmentation"]
-SEGMENT = SEG["enabled"] and SEG["model"] != "none"
+SEGMENT = segmentation_on(config)
 COLLECTION_ROOT = {"content": config["content_dir"], "style": config["style_dir"]}
-DECODERS = sorted({(METHOD_REGISTRY[m].decoders, lv) for m in METHODS
-                   for lv in METHOD_REGISTRY[m].decoder_levels(config["methods"][m])})  # (family, level)
-TRAINS = any(METHOD_REGISTRY[m].per_style_model for m in METHODS) or bool(DECODERS)
+PARAMS = {m: METHOD_REGISTRY[m].parse(config["methods"][m]) for m in METHODS}
+ARTIFACTS = {m: METHOD_REGISTRY[m].artifacts(PARAMS[m], STYLES) for m in METHODS}  # trained models per method
+ARTIFACT_BY_PATH = {a.path(TRAIN).as_posix(): a for arts in ARTIFACTS.values() for a in arts}
 TRAIN_ROOT = config["train"]["dataset"] or config["content_dir"]
-TRAIN_LISTING = f"{RESULTS}/train/lists/photos.csv"
-if TRAINS:  # the training subset, rewritten only when it changes
+TRAIN_LISTING = f"{TRAIN}/lists/photos.csv"
+if ARTIFACT_BY_PATH:  # the training subset, rewritten only when it changes
     if not Path(TRAIN_ROOT).is_dir():
         raise WorkflowError(f"config train.dataset: folder '{TRAIN_ROOT}' does not exist")
     sync_training_listing(TRAIN_ROOT, TRAIN_LISTING, config["train"]["max_images"])
 
 wildcard_constraints:
     kind="content|style",
-    shard="[0-9a-f]{8}",  # content shard (see photostyle.collection)
+    shard="[0-9a-f]{8}",  # content shard (see photostyle.core.collection)
     style="[A-Za-z0-9_]+-[0-9a-f]{12}",  # style photo id
     part="[0-9a-f]{8}|[A-Za-z0-9_]+-[0-9a-f]{12}",  # ingest unit: a content shard or a style
     method="|".join(sorted(METHOD_REGISTRY)),
-    family="upsample|unpool",  # decoder family of the universal methods
-    level="[1-5]",  # encoder level relu<level>_1
+    trainer="|".join(sorted(train_stage.TRAINERS)),
+    key="[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",  # an artifact's folder under results/train/<trainer>/
 
 
 def as_json(obj):
     return canonical_json(obj)
 
 
-# --- settings carried in params: exactly the config that affects each stage's output ------
-def ingest_settings(wildcards):
-    return as_json({"ingest": config["ingest"]})
+def _cached(fn):
+    """Params are evaluated per job: compute each distinct value once per DAG build."""
+    memo = {}
+
+    def wrapper(*args):
+        if args not in memo:
+            memo[args] = fn(*args)
+        return memo[args]
+
+    return wrapper
 
 
-def _limits():
-    ing = config["ingest"]
-    return {k: ing[k] for k in ("max_megapixels", "min_side", "max_decode_megapixels")}
-
-
-def segment_settings(wildcards):
-    keys = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "groups_file", "min_area", "kmeans")
-    seg = {k: SEG[k] for k in keys}
-    seg["groups_digest"] = groups_digest(SEG["groups_file"])
-    s = {"segmentation": seg, "seed": config["seed"], "device": config["device"], "ingest": _limits()}
-    if SEG["model"] in ("segformer-ade20k", "deeplabv3"):  # only networks depend on the weights setting
-        s["weights"] = config["weights"]
-    return as_json(s)
-
-
-def stylize_settings(wildcards):
-    m = METHOD_REGISTRY[wildcards.method]
-    s = {"params": config["methods"].get(wildcards.method, {}), "seed": config["seed"],
-         "device": config["device"], "ingest": _limits()}
-    if m.weights:  # only methods with pretrained networks depend on the weights setting
-        s["weights"] = config["weights"]
-    if m.per_style_model:  # trained networks: their files are inputs, their digests provenance
-        s["models_root"] = f"{RESULTS}/train/{m.name}"
-    if m.decoders:  # trained decoders, likewise
-        s["decoders_root"] = decoder_root(m.decoders)
-    if SEGMENT and m.uses_regions:  # how regions are matched and blended
-        keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
-        s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
-    return as_json(s)
-
-
-def decoder_root(family):
-    return f"{RESULTS}/train/decoders/{family}"
-
-
-def decoder_model(family, level):
-    return f"{decoder_root(family)}/relu{level}_1/model.pt"
-
-
-def stylize_models(wildcards):
-    """Trained networks the method needs: per style (fast), or decoders (universal methods)."""
-    m = METHOD_REGISTRY[wildcards.method]
-    if m.per_style_model:
-        return [f"{RESULTS}/train/{m.name}/{s}/model.pt" for s in STYLES]
-    return [decoder_model(m.decoders, lv) for lv in m.decoder_levels(config["methods"][m.name])]
-
-
-def train_settings(wildcards):
-    return as_json({"train": config["train"], "seed": config["seed"], "device": config["device"],
-                    "weights": config["weights"], "ingest": _limits()})
-
-
-def train_decoder_settings(wildcards):
-    return as_json({"decoders": config["decoders"], "seed": config["seed"], "device": config["device"],
-                    "weights": config["weights"], "ingest": _limits()})
+# --- params: exactly the config (and code) that affects each stage's output -------------
+STAGES = {"ingest": ingest_stage, "segment": segment_stage, "train": train_stage, "stylize": stylize_stage,
+          "refine": refine_stage, "metrics": metrics_stage, "report": report_stage}
+stage_settings = _cached(lambda stage, *a: as_json(STAGES[stage].settings(config, *a)))
+stage_code = _cached(lambda *roots: code_version(*roots))
 
 
 def stylize_code(wildcards):
-    return stage_code_version("stylize", METHOD_REGISTRY[wildcards.method].modules)
-
-
-def refine_settings(wildcards):
-    return as_json({"refine": refine_settings_for(config["refine"], wildcards.method),
-                    "device": config["device"], "ingest": _limits()})
-
-
-def metrics_settings(wildcards):
-    s = {"metrics": config["metrics"], "seed": config["seed"], "ingest": _limits(), "device": config["device"]}
-    if config["metrics"]["style_distance"]:
-        s["weights"] = config["weights"]
-    if SEGMENT:
-        keys = ("enabled", "groups_file", "min_pixels", "max_area_ratio")
-        s["segmentation"] = {k: SEG[k] for k in keys} | {"groups_digest": groups_digest(SEG["groups_file"])}
-    return as_json(s)
-
-
-def metrics_segment_indexes(wildcards):
-    return segment_indexes_of(wildcards.shard)
-
-
-def report_settings(wildcards):
-    return as_json(config["report"])
+    return stage_code(*stylize_stage.code_roots(wildcards.method))
 
 
 # --- paths and input functions -----------------------------------------------------------
@@ -167,8 +128,9 @@ def index_path(stage, method, shard):
     return f"{RESULTS}/{stage}/_index/{method}/{shard}.csv"
 
 
+@_cached
 def refine_enabled(method):
-    return refine_settings_for(config["refine"], method)["enabled"]
+    return refine_stage.settings_for(config["refine"], method)["enabled"]
 
 
 def outputs_of(shard):
@@ -182,8 +144,11 @@ def metrics_indexes(wildcards):
     return outputs_of(wildcards.shard)
 
 
+_STYLE_TABLES = [ingest_table("style", s) for s in STYLES]
+
+
 def style_tables(wildcards):
-    return [ingest_table("style", s) for s in STYLES]
+    return _STYLE_TABLES
 
 
 def segment_index(kind, part):
@@ -197,11 +162,46 @@ def segment_indexes_of(shard):
     return [segment_index("content", shard)] + [segment_index("style", s) for s in STYLES]
 
 
+def metrics_segment_indexes(wildcards):
+    return segment_indexes_of(wildcards.shard)
+
+
 def stylize_segment_indexes(wildcards):
     """The label maps stylize uses: none for methods that do not use regions."""
     if not METHOD_REGISTRY[wildcards.method].uses_regions:
         return []
     return segment_indexes_of(wildcards.shard)
+
+
+def stylize_models(wildcards):
+    """The trained models the method declares (per style, or shared such as decoders)."""
+    return [a.path(TRAIN).as_posix() for a in ARTIFACTS[wildcards.method]]
+
+
+def artifact_of(wildcards):
+    path = f"{TRAIN}/{wildcards.trainer}/{wildcards.key}/model.pt"
+    if path not in ARTIFACT_BY_PATH:
+        raise WorkflowError(f"{path}: no selected method declares this model")
+    return ARTIFACT_BY_PATH[path]
+
+
+def train_inputs(wildcards):
+    """The training listing, and the style's ingest table for per-style trainers."""
+    art = artifact_of(wildcards)
+    inputs = {"listing": TRAIN_LISTING}
+    if art.style is not None:
+        inputs["style"] = ingest_table("style", art.style)
+    return inputs
+
+
+def train_settings(wildcards):
+    return stage_settings("train", wildcards.trainer)
+
+
+def train_args(wildcards):
+    art = artifact_of(wildcards)
+    args = f"--args {as_json(dict(art.args))!r}"
+    return args + (f" --style-table {ingest_table('style', art.style)}" if art.style is not None else "")
 
 
 def grid_shards():
@@ -232,16 +232,15 @@ def loss_indexes(wildcards):
 
 def training_logs(wildcards):
     """Loss logs of the training runs the selected methods need."""
-    logs = [f"{RESULTS}/train/fast/{s}/losses.csv" for s in STYLES] if "fast" in METHODS else []
-    return logs + [decoder_model(f, lv).replace("model.pt", "losses.csv") for f, lv in DECODERS]
+    return sorted(p.replace("model.pt", "losses.csv") for p in ARTIFACT_BY_PATH)
 
 
 def wants_loss_report():
-    return any(METHOD_REGISTRY[m].traces for m in METHODS) or bool(training_logs(None))
+    return any(METHOD_REGISTRY[m].traces for m in METHODS) or bool(ARTIFACT_BY_PATH)
 
 
 def all_ingest_tables(wildcards):
-    return [ingest_table("content", s) for s in CONTENT_SHARDS] + [ingest_table("style", s) for s in STYLES]
+    return [ingest_table("content", s) for s in CONTENT_SHARDS] + _STYLE_TABLES
 
 
 def all_metric_tables(wildcards):

@@ -5,15 +5,17 @@ rule ingest:
     output:
         f"{RESULTS}/ingest/{{kind}}/{{part}}.csv",
     params:
-        settings=ingest_settings,
+        settings=stage_settings("ingest"),
         root=ingest_root,
-        code=stage_code_version("ingest"),
+        code=stage_code("stages.ingest"),
     log:
         f"{RESULTS}/logs/ingest/{{kind}}/{{part}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest/{{kind}}/{{part}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle ingest --listing {input.listing:q} --root {params.root:q} --kind {wildcards.kind}"
+        "{PHOTOSTYLE} ingest --listing {input.listing:q} --root {params.root:q} --kind {wildcards.kind}"
         " --shard {wildcards.part} --settings {params.settings:q} --out {output:q} 2> {log:q}"
 
 
@@ -28,5 +30,7 @@ rule manifest:
         f"{RESULTS}/logs/manifest/manifest.log",
     benchmark:
         f"{RESULTS}/benchmarks/manifest/manifest.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"
+        "{PHOTOSTYLE} manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"

@@ -9,14 +9,16 @@ rule metrics:
     output:
         f"{RESULTS}/metrics/shards/{{shard}}.csv",
     params:
-        settings=metrics_settings,
-        code=stage_code_version("metrics"),
+        settings=stage_settings("metrics"),
+        code=stage_code("stages.metrics"),
     log:
         f"{RESULTS}/logs/metrics/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/metrics/{{shard}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
+        "{PHOTOSTYLE} metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
         " --style-tables {input.styles:q} --indexes {input.indexes:q} --segment-indexes {input.segments:q}"
         " 2> {log:q}"
 
@@ -32,5 +34,7 @@ rule aggregate_metrics:
         f"{RESULTS}/logs/aggregate_metrics/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate_metrics/aggregate.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle aggregate --per-image {output.per_image:q} --summary {output.summary:q} {input:q} 2> {log:q}"
+        "{PHOTOSTYLE} aggregate --per-image {output.per_image:q} --summary {output.summary:q} {input:q} 2> {log:q}"

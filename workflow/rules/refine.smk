@@ -6,8 +6,8 @@ rule refine:
     output:
         index_path("refined", "{method}", "{shard}"),
     params:
-        settings=refine_settings,
-        code=stage_code_version("refine"),
+        settings=lambda wildcards: stage_settings("refine", wildcards.method),
+        code=stage_code("stages.refine"),
         out_root=f"{RESULTS}/refined",
     resources:
         gpu=1,
@@ -15,7 +15,9 @@ rule refine:
         f"{RESULTS}/logs/refine/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/refine/{{method}}/{{shard}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
+        "{PHOTOSTYLE} refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
         " --settings {params.settings:q} --out-root {params.out_root:q} --index {output:q}"
         " --code-version {params.code:q} 2> {log:q}"

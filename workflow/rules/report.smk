@@ -8,12 +8,14 @@ rule report_grid:
         report(f"{RESULTS}/report/grid_{{style}}.png", caption="../report/grid.rst",
                category="Images", subcategory="{style}"),
     params:
-        settings=report_settings,
-        code=stage_code_version("report"),
+        settings=stage_settings("report"),
+        code=stage_code("stages.report"),
     log:
         f"{RESULTS}/logs/report_grid/{{style}}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle grid --style {wildcards.style} --manifest {input.manifest:q} --style-table {input.style:q}"
+        "{PHOTOSTYLE} grid --style {wildcards.style} --manifest {input.manifest:q} --style-table {input.style:q}"
         " --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
 
 
@@ -25,12 +27,14 @@ rule report_plots:
         scatter=report(f"{RESULTS}/report/metrics_scatter.png", caption="../report/scatter.rst", category="Metrics"),
         runtimes=report(f"{RESULTS}/report/runtimes.png", caption="../report/runtimes.rst", category="Runtime"),
     params:
-        code=stage_code_version("report"),
+        code=stage_code("stages.report"),
         benchmarks=f"{RESULTS}/benchmarks",
     log:
         f"{RESULTS}/logs/report_plots/plots.log",
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
+        "{PHOTOSTYLE} plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
         " --runtimes {output.runtimes:q} $(find {params.benchmarks:q} -name '*.tsv' | sort) 2> {log:q}"
 
 
@@ -43,10 +47,12 @@ rule report_losses:
     output:
         report(f"{RESULTS}/report/losses.png", caption="../report/losses.rst", category="Metrics"),
     params:
-        code=stage_code_version("report"),
+        code=stage_code("stages.report"),
         photos=config["report"]["grid_photos"],
     log:
         f"{RESULTS}/logs/report_losses/losses.log",
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
+        "{PHOTOSTYLE} losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
         " --training-logs {input.training:q} 2> {log:q}"

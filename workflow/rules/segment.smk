@@ -5,8 +5,8 @@ rule segment:
     output:
         segment_index("{kind}", "{part}"),
     params:
-        settings=segment_settings,
-        code=stage_code_version("segment"),
+        settings=stage_settings("segment"),
+        code=stage_code("stages.segment"),
         out_root=f"{RESULTS}/segment",
     resources:
         gpu=1,
@@ -14,8 +14,10 @@ rule segment:
         f"{RESULTS}/logs/segment/{{kind}}/{{part}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/segment/{{kind}}/{{part}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
+        "{PHOTOSTYLE} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
         " --out-root {params.out_root:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
 
 
@@ -27,9 +29,11 @@ rule report_segmentation:
     output:
         report(f"{RESULTS}/report/segmentation.png", caption="../report/segmentation.rst", category="Segmentation"),
     params:
-        settings=report_settings,
-        code=stage_code_version("report"),
+        settings=stage_settings("report"),
+        code=stage_code("stages.report"),
     log:
         f"{RESULTS}/logs/report_segmentation/segmentation.log",
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
+        "{PHOTOSTYLE} segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"

@@ -9,16 +9,20 @@ rule stylize:
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:
-        settings=stylize_settings,
+        settings=lambda wildcards: stage_settings("stylize", wildcards.method),
         code=stylize_code,
         out_root=f"{RESULTS}/stylized",
+        train_root=TRAIN,
     resources:
         gpu=1,
     log:
         f"{RESULTS}/logs/stylize/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/stylize/{{method}}/{{shard}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
+        "{PHOTOSTYLE} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
-        " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q} 2> {log:q}"
+        " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
+        " --train-root {params.train_root:q} 2> {log:q}"

@@ -1,47 +1,26 @@
-rule train_fast:
-    """The fast method's network for one style, trained on a fixed subset of the collection.
+rule train_model:
+    """One trained model that a selected method declares (photostyle.methods: Method.artifacts):
+    a per-style network (trainer fast) or a decoder shared by all styles (trainer decoder).
     Checkpoints (beside the model, not an output) survive a killed job; the rerun resumes."""
     input:
-        style=ingest_table("style", "{style}"),
-        listing=TRAIN_LISTING,
+        unpack(train_inputs),
     output:
-        model=f"{RESULTS}/train/fast/{{style}}/model.pt",
-        losses=f"{RESULTS}/train/fast/{{style}}/losses.csv",
+        model=f"{TRAIN}/{{trainer}}/{{key}}/model.pt",
+        losses=f"{TRAIN}/{{trainer}}/{{key}}/losses.csv",
     params:
         settings=train_settings,
-        code=stage_code_version("train"),
+        code=stage_code("stages.train"),
         root=TRAIN_ROOT,
+        args=train_args,
     resources:
         gpu=1,
     log:
-        f"{RESULTS}/logs/train_fast/{{style}}.log",
+        f"{RESULTS}/logs/train_model/{{trainer}}/{{key}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_fast/{{style}}.tsv"
+        f"{RESULTS}/benchmarks/train_model/{{trainer}}/{{key}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle train --style-table {input.style:q} --listing {input.listing:q} --root {params.root:q}"
-        " --settings {params.settings:q} --model {output.model:q} --losses {output.losses:q}"
-        " --code-version {params.code:q} 2> {log:q}"
-
-
-rule train_decoder:
-    """One decoder of the universal methods (wct, photowct, adain): trained once per family and
-    encoder level, not per style; resumable like train_fast."""
-    input:
-        listing=TRAIN_LISTING,
-    output:
-        model=f"{RESULTS}/train/decoders/{{family}}/relu{{level}}_1/model.pt",
-        losses=f"{RESULTS}/train/decoders/{{family}}/relu{{level}}_1/losses.csv",
-    params:
-        settings=train_decoder_settings,
-        code=stage_code_version("train_decoder"),
-        root=TRAIN_ROOT,
-    resources:
-        gpu=1,
-    log:
-        f"{RESULTS}/logs/train_decoder/{{family}}_{{level}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_decoder/{{family}}_{{level}}.tsv"
-    shell:
-        "photostyle train-decoder --family {wildcards.family} --level {wildcards.level} --listing {input.listing:q}"
-        " --root {params.root:q} --settings {params.settings:q} --model {output.model:q} --losses {output.losses:q}"
-        " --code-version {params.code:q} 2> {log:q}"
+        "{PHOTOSTYLE} train --trainer {wildcards.trainer} --key {wildcards.key:q} {params.args}"
+        " --listing {input.listing:q} --root {params.root:q} --settings {params.settings:q}"
+        " --model {output.model:q} --losses {output.losses:q} --code-version {params.code:q} 2> {log:q}"

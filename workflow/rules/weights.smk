@@ -15,5 +15,7 @@ rule fetch_weights:
         f"{config['weights']['dir']}/SHA256SUMS",
     log:
         f"{RESULTS}/logs/fetch_weights/fetch.log",
+    conda:
+        CONDA_ENV
     shell:
-        "photostyle fetch-weights --weights-dir {config[weights][dir]:q} all 2> {log:q}"
+        "{PHOTOSTYLE} fetch-weights --weights-dir {config[weights][dir]:q} all 2> {log:q}"

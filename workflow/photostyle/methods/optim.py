@@ -1,211 +1,71 @@
-"""Optimisation-based methods: Gatys et al. (CVPR 2016) and Deep Photo Style Transfer (Luan et
-al., CVPR 2017). Both optimise the output image itself, starting from the content photo.
-
-Losses (VGG-19 features of the image in [0, 1], ImageNet-normalised inside):
-
-* content: mean over ``content_layers`` of the MSE between output and content features;
-* style: mean over ``style_layers`` of the MSE between Gram matrices (normalised by channels
-  and pixels, see :func:`photostyle.vgg.gram`). ``dpst`` uses the augmented style loss: one
-  Gram pair per matched semantic region, the masks (from the segmentation stage) resized to
-  each layer, each Gram normalised by its region's mass, summed over regions -- so sky is
-  styled from sky. Without segmentation there is one region (the whole photo);
-* ``dpst`` adds the photorealism term ``lambda * sum_c V_c[O]^T L V_c[O]`` with the matting
-  Laplacian L of the content (:class:`photostyle.matting.MattingLaplacian`, matrix-free);
-* optional total variation.
-
-Coarse to fine: the image is optimised at ``scales`` levels, each twice the size of the
-previous, the finest with long side ``min(work_side, photo)``; each level starts from the
-previous level's change upsampled onto the content at the new size. If the photo is larger
-than ``work_side``, the change (output - content at working size) is upsampled onto the
-full-resolution content, so time and memory are bounded whatever the photo size and the
-content's full-resolution detail is kept (the refine stage then transfers detail again).
-
-Progress (losses, seconds) goes to the job log every ``log_every`` loss evaluations; the
-trace of each output (losses at every evaluation, L-BFGS line-search trials included, and
-at each level's result) is returned in ``state["trace"]`` and written next to it.
-"""
+"""Optimisation methods ``gatys`` and ``dpst``: the output image itself is optimised, from the
+content photo, against VGG-19 losses (algorithm in :mod:`photostyle.nets.optimise`)."""
 
 from __future__ import annotations
 
-import logging
-import time
+import dataclasses
+from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+from photostyle.methods.base import Method, param
 
-from ..matting import MattingLaplacian
-from ..vgg import VGGFeatures, deepest_layer, gram
-
-log = logging.getLogger(__name__)
+LAYERS = {"$ref": "#/$defs/vgg_layers"}
 
 
-def _network(params: dict, state: dict, device) -> VGGFeatures:
-    job = state["job"]
-    layers = list(params["content_layers"]) + list(params["style_layers"])
-    key = ("vgg19", tuple(layers))
-    if job.get("vgg_key") != key:
-        last = deepest_layer("vgg19", layers)
-        job["vgg"] = VGGFeatures("vgg19", job["weights"]["vgg19-imagenet"], job["seed"], last=last).to(device)
-        job["vgg_key"] = key
-    return job["vgg"]
+@dataclass(frozen=True)
+class OptimParams:
+    content_layers: list = param(["relu4_2"], **LAYERS)
+    style_layers: list = param(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], **LAYERS)
+    content_weight: float = param(1.0, type="number", minimum=0)
+    style_weight: float = param(1.0e6, type="number", minimum=0)
+    tv_weight: float = param(0.0, type="number", minimum=0)
+    optimizer: str = param("lbfgs", enum=["lbfgs", "adam"])
+    learning_rate: float = param(1.0, "L-BFGS step (1.0) or Adam rate (e.g. 0.02)", type="number",
+                                 exclusiveMinimum=0)
+    iterations: int = param(100, "optimiser steps per level", type="integer", minimum=1)
+    scales: int = param(2, "coarse-to-fine levels", type="integer", minimum=1, maximum=6)
+    work_side: int = param(512, "long side of the finest level", type="integer", minimum=32)
+    log_every: int = param(10, type="integer", minimum=1)
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+class Gatys(Method):
+    name = "gatys"
+    description = ("optimises the image (L-BFGS or Adam, from the content photo) for VGG-19 content + Gram "
+                   "style losses; coarse to fine up to `work_side`, larger photos get the change upsampled")
+    citation = "Gatys, Ecker, Bethge: Image Style Transfer Using Convolutional Neural Networks, CVPR 2016"
+    Params = OptimParams
+    weights = ("vgg19-imagenet",)
+    uses_regions = False
+    traces = True
+    photorealism = False
+
+    def _network(self):
+        if getattr(self, "_net", None) is None:  # built at the first photo, once per job
+            from photostyle.nets.vgg import VGGFeatures, deepest_layer
+
+            layers = list(self.params.content_layers) + list(self.params.style_layers)
+            self._net = VGGFeatures("vgg19", self.resolved["vgg19-imagenet"], self.seed,
+                                    last=deepest_layer("vgg19", layers)).to(self.device)
+        return self._net
+
+    def __call__(self, content, style, masks=None):
+        from photostyle.nets.optimise import optimise
+
+        out, style.trace = optimise(self._network(), content, style.image, dataclasses.asdict(self.params),
+                                    style.cache, masks=masks if self.uses_regions else None,
+                                    photorealism=self.photorealism)
+        return out
 
 
-def level_sizes(h: int, w: int, work_side: int, scales: int, min_side: int = 32) -> list[tuple[int, int]]:
-    """Working sizes, coarse to fine; the finest has long side ``min(work_side, max(h, w))``."""
-    s = min(1.0, work_side / max(h, w))
-    sizes = []
-    for j in range(scales - 1, -1, -1):
-        f = s / 2**j
-        size = (max(1, round(h * f)), max(1, round(w * f)))
-        if min(size) >= min_side or j == 0:
-            sizes.append(size)
-    return sizes
+class DPST(Gatys):
+    name = "dpst"
+    description = ("Gatys with one Gram loss per matched semantic region + the matting-Laplacian photorealism "
+                   "term λ·ΣV_cᵀLV_c, computed matrix-free (O(N) memory)")
+    citation = "Luan, Paris, Shechtman, Bala: Deep Photo Style Transfer, CVPR 2017"
+    uses_regions = True
+    photorealism = True
 
-
-def _region_masks(masks, size: tuple[int, int], style: bool) -> torch.Tensor | None:
-    """Matched masks resized to ``size``: ``(K, h, w)`` float weights (``None``: one region)."""
-    if masks is None:
-        return None
-    m = (masks.style_masks if style else masks.content_weights).float()
-    return F.interpolate(m[None], size=size, mode="area" if m.shape[-1] >= size[-1] else "bilinear")[0]
-
-
-def _style_targets(net, style: torch.Tensor, size_long: int, layers, masks, state: dict) -> dict:
-    """Per layer, the list of style Gram matrices (one per matched region, or one)."""
-    h, w = style.shape[-2:]
-    f = min(1.0, size_long / max(h, w))
-    size = (max(1, round(h * f)), max(1, round(w * f)))
-    cache = state.setdefault("style_features", {})
-    if size not in cache:  # per style and working size, shared by all photos of the job
-        with torch.no_grad():
-            cache[size] = {k: v.detach() for k, v in net(_resize(style, size), layers).items()}
-    feats = cache[size]
-    targets = {}
-    for name in layers:
-        fl = feats[name]
-        region = _region_masks(masks, tuple(fl.shape[-2:]), style=True)
-        if region is None:
-            targets[name] = [gram(fl)]
-        else:
-            targets[name] = [gram(fl, region[k]) if float(region[k].sum()) > 1e-6 else None
-                             for k in range(region.shape[0])]
-    return targets
-
-
-def _content_regions(feats: dict, layers, masks) -> dict:
-    """Content region masks at each style layer's resolution (``None``: one region), computed
-    once per level rather than at every loss evaluation."""
-    if masks is None:
-        return dict.fromkeys(layers)
-    return {k: _region_masks(masks, tuple(feats[k].shape[-2:]), style=False) for k in layers}
-
-
-def _style_loss(feats: dict, targets: dict, regions: dict) -> torch.Tensor:
-    total = 0.0
-    for name, grams in targets.items():
-        fl = feats[name]
-        region = regions[name]
-        if region is None:
-            total = total + F.mse_loss(gram(fl), grams[0], reduction="sum") / grams[0].numel()
-            continue
-        for k, g in enumerate(grams):
-            if g is None or float(region[k].sum()) <= 1e-6:
-                continue
-            total = total + F.mse_loss(gram(fl, region[k]), g, reduction="sum") / g.numel()
-    return total / len(targets)
-
-
-def _tv(x: torch.Tensor) -> torch.Tensor:
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-
-
-def optimise(content: torch.Tensor, style: torch.Tensor, params: dict, state: dict, device,
-             masks=None, photorealism: bool = False) -> torch.Tensor:
-    net = _network(params, state, device)
-    c_layers, s_layers = list(params["content_layers"]), list(params["style_layers"])
-    h, w = content.shape[-2:]
-    sizes = level_sizes(h, w, params["work_side"], params["scales"])
-    trace = []
-    t0 = time.perf_counter()
-    x_prev = c_prev = None
-    for level, size in enumerate(sizes):
-        c_lvl = _resize(content, size)
-        init = c_lvl if x_prev is None else c_lvl + _resize(x_prev - c_prev, size)
-        x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
-        with torch.no_grad():  # one forward: content targets, and the layer sizes of the masks
-            c_feats = net(c_lvl, c_layers + s_layers)
-        c_targets = {k: c_feats[k].detach() for k in c_layers}
-        c_regions = _content_regions(c_feats, s_layers, masks)
-        del c_feats
-        s_targets = _style_targets(net, style, max(size), s_layers, masks, state)
-        lap = MattingLaplacian(c_lvl, eps=params.get("matting_eps", 1e-7)) if photorealism else None
-        n_evals: list = [0]  # None while evaluating the level's result
-
-        def losses() -> torch.Tensor:
-            feats = net(x, c_layers + s_layers)
-            parts = {
-                "content": params["content_weight"] * sum(F.mse_loss(feats[n], c_targets[n]) for n in c_layers) / len(c_layers),
-                "style": params["style_weight"] * _style_loss(feats, s_targets, c_regions),
-            }
-            if params.get("tv_weight", 0) > 0:
-                parts["tv"] = params["tv_weight"] * _tv(x)
-            if lap is not None:  # per pixel, so the weight means the same at every level
-                parts["photorealism"] = params["photorealism_weight"] * lap.quadratic(x[0]) / x[0, 0].numel()
-            total = sum(parts.values())
-            values = {"total": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
-            row = {"evaluation": len(trace) + 1, "level": level, "height": size[0], "width": size[1],
-                   "seconds": round(time.perf_counter() - t0, 4), **values}
-            trace.append(row)
-            if n_evals[0] is None or n_evals[0] % params["log_every"] == 0:
-                what = "result" if n_evals[0] is None else f"evaluation {n_evals[0] + 1}"
-                log.info("level %d/%d %dx%d %s: %s (%.1f s)", level + 1, len(sizes), size[0], size[1],
-                         what, ", ".join(f"{k} {v:.4g}" for k, v in values.items()), row["seconds"])
-            if n_evals[0] is not None:
-                n_evals[0] += 1
-            return total
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            total = losses()
-            total.backward()
-            return total
-
-        with torch.enable_grad():
-            if params["optimizer"] == "lbfgs":
-                # One call runs all iterations: L-BFGS keeps its history and line search within
-                # it. The losses are means (resolution independent) and their gradients small,
-                # so torch's default tolerances (1e-7 on the gradient) would stop it at once.
-                opt = torch.optim.LBFGS([x], lr=params["learning_rate"], max_iter=params["iterations"],
-                                        history_size=20, line_search_fn="strong_wolfe",
-                                        tolerance_grad=1e-15, tolerance_change=1e-15)
-                opt.step(closure)
-            else:
-                opt = torch.optim.Adam([x], lr=params["learning_rate"])
-                for _ in range(params["iterations"]):
-                    opt.step(closure)
-                    with torch.no_grad():
-                        x.clamp_(0, 1)
-        with torch.no_grad():  # the level's result, last in the trace
-            n_evals[0] = None
-            losses()
-        x_prev, c_prev = x.detach().clamp(0, 1), c_lvl
-    state["trace"] = trace
-    if tuple(x_prev.shape[-2:]) != (h, w):
-        return (content + _resize(x_prev - c_prev, (h, w))).clamp(0, 1)
-    return x_prev
-
-
-def gatys(content, style, *, masks=None, params, device, state):
-    """Gatys et al.: global Gram style loss (region masks are not used)."""
-    return optimise(content, style, params, state, device, masks=None, photorealism=False)
-
-
-def dpst(content, style, *, masks=None, params, device, state):
-    """Luan et al.: augmented (per matched region) style loss + matting-Laplacian photorealism."""
-    return optimise(content, style, params, state, device, masks=masks, photorealism=True)
+    @dataclass(frozen=True)
+    class Params(OptimParams):
+        photorealism_weight: float = param(1.0e4, "lambda of the matting-Laplacian term (paper: 1e4)",
+                                           type="number", minimum=0)
+        matting_eps: float = param(1.0e-7, type="number", exclusiveMinimum=0)

@@ -1,16 +1,15 @@
-"""The universal methods ``wct``, ``photowct`` and ``adain`` (see :mod:`photostyle.universal`).
+"""Universal methods ``wct``, ``photowct`` and ``adain``: no per-style training, one VGG-19
+encoder (pretrained weights from the resolver) and decoders trained once per family and level
+on the user's collection (artifacts of the ``decoder`` trainer). Networks load once per job,
+style statistics once per style (networks in :mod:`photostyle.nets.universal`, transforms in
+:mod:`photostyle.ops.wct`).
 
-No per-style training: one VGG-19 encoder (weights from the resolver, in
-``state["job"]["weights"]``) and the decoders trained once by the ``train_decoder`` rule
-(paths in ``state["job"]["decoder_paths"]``, level -> file; their digests are in every
-output's provenance). Both are loaded once per job; style statistics once per style.
-
-* ``wct``: multi-level, coarse to fine (default relu5_1, 4_1, ..., 1_1): encode the current
+* ``wct``: coarse to fine over the levels (default relu5_1 ... relu1_1): encode the current
   image, whiten-colour its features with the style's, decode with the level's upsampling
   decoder; the next level starts from that image.
-* ``photowct``: the same with unpooling decoders, which put features back at the positions the
-  max pooling took them from (photorealistic structure). FastPhotoStyle's smoothing step is
-  the refine stage's ``smoothing`` option.
+* ``photowct``: the same with unpooling decoders, which put features back where the max pooling
+  took them from (photorealistic structure); FastPhotoStyle's smoothing is refine's
+  ``smoothing`` option.
 * ``adain``: one level (relu4_1), per-channel mean/std, upsampling decoder.
 
 Photos are reflection-padded to a multiple of 2^(deepest level - 1) and cropped back, so any
@@ -19,58 +18,110 @@ size keeps its size.
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-from ..tensors import pad_to_multiple
-from ..universal import Encoder, load_decoder, transform
+from photostyle.methods.base import Artifact, Method, param
 
-
-def _models(params: dict, state: dict, device):
-    job = state["job"]
-    if "encoder" not in job:
-        resolved = job["weights"]["vgg19-imagenet"]
-        from ..vgg import VGGFeatures
-
-        levels = job["decoder_paths"]
-        encoder = Encoder(VGGFeatures("vgg19", resolved, job["seed"], f"relu{max(levels)}_1")).to(device)
-        decoders = {}
-        for lv, path in levels.items():
-            decoders[lv], meta = load_decoder(path, device)
-            trained_with, here = meta.get("encoder", "unknown"), f"vgg19={encoder.provenance}"
-            if trained_with != here:  # e.g. pretrained weights arrived after the decoders were trained
-                raise RuntimeError(f"decoder {path} was trained with encoder {trained_with}, but this job's "
-                                   f"encoder is {here}; retrain it: snakemake --forcerun train_decoder")
-        job["encoder"], job["decoders"] = encoder, decoders
-    return job["encoder"], job["decoders"]
+ALPHA = {"$ref": "#/$defs/universal/alpha"}
+EPS = {"$ref": "#/$defs/universal/eps"}
+LEVELS = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": [1, 2, 3, 4, 5]}}
+LEVELS_DOC = "encoder levels relu<k>_1, applied in this order (coarse to fine)"
 
 
-def universal(content, style, *, masks, params, device, state, kind: str, levels) -> torch.Tensor:
-    encoder, decoders = _models(params, state, device)
-    alpha, eps = params["alpha"], params["eps"]
-    x, h, w = pad_to_multiple(content, 2 ** (max(levels) - 1))
-    feats = state.setdefault("style_features", {})
-    cache = state.setdefault("style_stats", {})
-    for level in levels:
-        if level not in feats:
-            feats[level] = encoder.encode(style, level)[0]
-        fc, pools = encoder.encode(x, level)
-        t = transform(fc, feats[level], kind, eps, masks, cache, key=(kind, level))
-        if alpha < 1:
-            t = torch.lerp(fc, t, alpha)
-        x = decoders[level](t, pools)
-    return x[..., :h, :w].clamp(0, 1)
+class Universal(Method):
+    """Encode, transform the features (``kind``), decode with the ``family``'s decoder, per level."""
+
+    weights = ("vgg19-imagenet",)
+    family = "upsample"  # decoder family: "upsample" (nearest 2x) or "unpool" (max-unpooling)
+    kind = "wct"  # feature transform: "wct" or "adain"
+
+    @classmethod
+    def levels(cls, params) -> list[int]:
+        return list(params.levels)
+
+    @classmethod
+    def artifacts(cls, params, styles):
+        return [Artifact("decoder", f"{cls.family}/relu{lv}_1", None, (("family", cls.family), ("level", lv)))
+                for lv in sorted(set(cls.levels(params)))]
+
+    def _models(self):
+        if getattr(self, "_encoder", None) is None:  # once per job
+            from photostyle.nets.universal import Encoder, load_decoder
+            from photostyle.nets.vgg import VGGFeatures
+
+            arts = {dict(a.args)["level"]: self.artifact_paths[a] for a in self.artifact_paths}
+            encoder = Encoder(VGGFeatures("vgg19", self.resolved["vgg19-imagenet"], self.seed,
+                                          f"relu{max(arts)}_1")).to(self.device)
+            decoders = {}
+            for lv, path in arts.items():
+                decoders[lv], meta = load_decoder(path, self.device)
+                trained_with, here = meta.get("encoder", "unknown"), f"vgg19={encoder.provenance}"
+                if trained_with != here:  # e.g. pretrained weights arrived after the decoders were trained
+                    raise RuntimeError(f"decoder {path} was trained with encoder {trained_with}, but this job's "
+                                       f"encoder is {here}; retrain it: snakemake --forcerun train_model")
+            self._encoder, self._decoders = encoder, decoders
+        return self._encoder, self._decoders
+
+    def __call__(self, content, style, masks=None):
+        import torch
+
+        from photostyle.core.tensors import pad_to_multiple
+        from photostyle.ops.wct import transform
+
+        encoder, decoders = self._models()
+        levels = self.levels(self.params)
+        alpha, eps = self.params.alpha, self.params.eps
+        x, h, w = pad_to_multiple(content, 2 ** (max(levels) - 1))
+        feats = style.cache.setdefault("style_features", {})
+        stats = style.cache.setdefault("style_stats", {})
+        for level in levels:
+            if level not in feats:
+                feats[level] = encoder.encode(style.image, level)[0]
+            fc, pools = encoder.encode(x, level)
+            t = transform(fc, feats[level], self.kind, eps, masks, stats, key=(self.kind, level))
+            if alpha < 1:
+                t = torch.lerp(fc, t, alpha)
+            x = decoders[level](t, pools)
+        return x[..., :h, :w].clamp(0, 1)
 
 
-def wct(content, style, *, masks=None, params, device, state):
-    return universal(content, style, masks=masks, params=params, device=device, state=state, kind="wct",
-                     levels=params["levels"])
+class WCT(Universal):
+    name = "wct"
+    description = ("whitening–colouring of VGG-19 features (float64), coarse to fine over relu5_1…relu1_1, "
+                   "each level decoded by its trained upsampling decoder; per matched region")
+    citation = "Li, Fang, Yang, Wang, Lu, Yang: Universal Style Transfer via Feature Transforms, NeurIPS 2017"
+
+    @dataclass(frozen=True)
+    class Params:
+        levels: list = param([5, 4, 3, 2, 1], LEVELS_DOC, **LEVELS)
+        alpha: float = param(1.0, **ALPHA)
+        eps: float = param(1.0e-5, **EPS)
 
 
-def photowct(content, style, *, masks=None, params, device, state):
-    return universal(content, style, masks=masks, params=params, device=device, state=state, kind="wct",
-                     levels=params["levels"])
+class PhotoWCT(WCT):
+    name = "photowct"
+    description = ("PhotoWCT (FastPhotoStyle): WCT over relu4_1…relu1_1 with max-unpooling decoders; pair it "
+                   "with refine smoothing (exact or guided) for FastPhotoStyle's smoothing step")
+    citation = "Li, Liu, Li, Yang, Kautz: A Closed-form Solution to Photorealistic Image Stylization, ECCV 2018"
+    family = "unpool"
+
+    @dataclass(frozen=True)
+    class Params(WCT.Params):
+        levels: list = param([4, 3, 2, 1], LEVELS_DOC, **LEVELS)
 
 
-def adain(content, style, *, masks=None, params, device, state):
-    return universal(content, style, masks=masks, params=params, device=device, state=state, kind="adain",
-                     levels=[params["level"]])
+class AdaIN(Universal):
+    name = "adain"
+    description = "per-channel mean/std of relu4_1 features, one upsampling decoder; per matched region"
+    citation = "Huang, Belongie: Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization, ICCV 2017"
+    kind = "adain"
+
+    @dataclass(frozen=True)
+    class Params:
+        level: int = param(4, "encoder level relu<k>_1", enum=[1, 2, 3, 4, 5])
+        alpha: float = param(1.0, **ALPHA)
+        eps: float = param(1.0e-5, **EPS)
+
+    @classmethod
+    def levels(cls, params) -> list[int]:
+        return [params.level]

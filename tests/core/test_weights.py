@@ -1,0 +1,95 @@
+"""The weights resolver, on a tiny weight file the test makes (nothing is downloaded)."""
+
+import hashlib
+import pickle
+
+import pytest
+import torch
+
+from photostyle.core import weights as W
+
+
+@pytest.fixture
+def fake_spec(tmp_path, monkeypatch):
+    state = {"conv.weight": torch.arange(6.0).reshape(2, 3)}
+    src = tmp_path / "made.pth"
+    torch.save(state, src)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    spec = W.WeightSpec("tiny-test", "url", "http://127.0.0.1:9/tiny.pth", "tiny-abc.pth", digest[:8])
+    monkeypatch.setitem(W.REGISTRY, "tiny-test", spec)
+    monkeypatch.setattr(W, "_cache_candidates", lambda s: [])
+    return spec, src, state, digest
+
+
+def test_pretrained_from_weights_dir_is_verified_and_recorded(fake_spec, tmp_path):
+    spec, src, state, digest = fake_spec
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    (wdir / spec.filename).write_bytes(src.read_bytes())
+    r = W.resolve("tiny-test", "pretrained", wdir, seed=1, download=False)
+    assert r.provenance == f"sha256:{digest}" and not r.is_random
+    loaded = W.load_state_dict(r)
+    assert torch.equal(loaded["conv.weight"], state["conv.weight"])
+
+
+def test_checksum_mismatch_is_refused(fake_spec, tmp_path):
+    spec, *_ = fake_spec
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    torch.save({"x": torch.zeros(1)}, wdir / spec.filename)  # different content
+    with pytest.raises(W.ChecksumMismatch):
+        W.resolve("tiny-test", "pretrained", wdir, seed=1, download=False)
+    with pytest.raises(W.ChecksumMismatch):  # auto must not fall back to random on a bad file
+        W.resolve("tiny-test", "auto", wdir, seed=1, download=False)
+
+
+def test_sha256sums_lock_is_enforced(fake_spec, tmp_path):
+    spec, src, _, digest = fake_spec
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    (wdir / spec.filename).write_bytes(src.read_bytes())
+    W.record_sum(wdir, spec.filename, "0" * 64)
+    with pytest.raises(W.ChecksumMismatch, match="SHA256SUMS"):
+        W.resolve("tiny-test", "pretrained", wdir, seed=1, download=False)
+
+
+def test_missing_pretrained_error_names_file_url_and_place(fake_spec, tmp_path):
+    spec, *_ = fake_spec
+    with pytest.raises(W.WeightsUnavailable) as exc:
+        W.resolve("tiny-test", "pretrained", tmp_path / "none", seed=1, download=True)
+    msg = str(exc.value)
+    assert spec.filename in msg and spec.url in msg and str(tmp_path / "none" / spec.filename) in msg
+    assert "download" in msg and "fetch_weights" in msg
+
+
+def test_random_mode_is_explicit_and_seeded(fake_spec, tmp_path):
+    r = W.resolve("tiny-test", "random", tmp_path, seed=7)
+    assert r.is_random and r.provenance == "random, seed 7"
+
+
+def test_auto_falls_back_to_random_loudly(fake_spec, tmp_path, caplog):
+    with pytest.warns(RuntimeWarning, match="RANDOM"):
+        r = W.resolve("tiny-test", "auto", tmp_path / "none", seed=3, download=False)
+    assert r.provenance == "random, seed 3"
+    assert any("RANDOM" in rec.message for rec in caplog.records)
+
+
+def test_weights_only_refuses_arbitrary_pickles(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"w": Evil()}, fh)
+    spec = W.WeightSpec("evil", "url", "x", "evil.pth")
+    with pytest.raises(pickle.UnpicklingError):
+        W.load_state_dict(W.Resolved(spec, path, "sha256:x"))
+
+
+def test_registry_lists_real_sources():
+    assert W.REGISTRY["vgg19-imagenet"].url.endswith("vgg19-dcbb9e9d.pth")
+    assert W.REGISTRY["segformer-b2-ade20k"].url == "smp-hub/segformer-b2-512x512-ade-160k"
+    for spec in W.REGISTRY.values():
+        if spec.source == "url":
+            assert spec.sha256_prefix and spec.sha256_prefix in spec.filename

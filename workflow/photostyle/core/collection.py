@@ -1,0 +1,165 @@
+"""Photo ids, shards and the per-shard listings the DAG is built from.
+
+Scale design (100k photos x several styles):
+
+* The Snakefile scans ``content_dir`` once per invocation (names, sizes and modification
+  times only; no file is read) and writes one small listing file per shard with
+  :func:`sync_listings`. A listing is rewritten only when its shard's files changed, so
+  Snakemake reruns exactly the shards whose photos were added, removed or edited.
+* Shards are content-defined: photos are ordered by a hash of their relative path, and a
+  photo whose hash satisfies ``boundary(hash) % shard_size == 0`` starts a new shard named
+  after it. Adding a photo therefore changes only the shard it falls into (or splits that
+  one shard in two when the new photo is itself a boundary); no other shard moves. Shard
+  sizes follow a geometric distribution with mean ``shard_size``.
+* The key is the relative path, not the file's content hash: hashing 100k files at every
+  DAG build would read the whole collection. Content hashes are still computed by ingest
+  and recorded in the manifest; a changed file changes its listing (size, mtime).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from photostyle.core.io import write_if_changed
+
+HEAD_SHARD = "00000000"
+LISTING_HEADER = ("relpath", "size", "mtime_ns")
+_SLUG_BAD = re.compile(r"[^A-Za-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Entry:
+    relpath: str  # POSIX, NFC-normalised, relative to the collection root
+    size: int
+    mtime_ns: int
+
+
+def _norm(relpath: str) -> str:
+    if os.sep != "/":
+        relpath = relpath.replace(os.sep, "/")
+    return relpath if relpath.isascii() else unicodedata.normalize("NFC", relpath)
+
+
+def photo_id(relpath: str) -> str:
+    """A stable id that is safe as a file name and a Snakemake wildcard.
+
+    ASCII slug of the file stem (accents folded, anything else becomes ``_``, at most 40
+    characters) plus 12 hex digits of the relative path's SHA-1 (48 bits: a collision
+    among 100k photos has odds of about 1 in 50,000, and ingest checks for it), so equal stems in different
+    folders differ and ``../`` or separators can never reach a path.
+    """
+    rel = _norm(relpath)
+    stem = rel.rsplit("/", 1)[-1]
+    if "." in stem.lstrip("."):
+        stem = stem[: stem.rfind(".")]
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    slug = _SLUG_BAD.sub("_", ascii_stem).strip("_")[:40] or "photo"
+    digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:12]
+    return f"{slug}-{digest}"
+
+
+def _shard_key(relpath: str) -> str:
+    return hashlib.sha256(("shard:" + _norm(relpath)).encode("utf-8")).hexdigest()
+
+
+def assign_shards(relpaths, shard_size: int) -> dict[str, list[str]]:
+    """Group relative paths into content-defined shards (see module docstring)."""
+    if shard_size < 1:
+        raise ValueError("shard_size must be >= 1")
+    keyed = sorted((_shard_key(p), p) for p in relpaths)
+    shards: dict[str, list[str]] = {}
+    current = HEAD_SHARD
+    for key, rel in keyed:
+        if shard_size == 1 or int(key[8:24], 16) % shard_size == 0:
+            current = key[:8]
+        shards.setdefault(current, []).append(rel)
+    return shards
+
+
+def scan_collection(root: str | os.PathLike) -> list[Entry]:
+    """Every regular file below ``root`` (symlinked files included), sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    entries: list[Entry] = []
+    stack = [(str(root), "")]  # (folder, its path relative to root with a trailing "/")
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            for de in it:
+                try:
+                    if de.is_dir(follow_symlinks=False):
+                        stack.append((de.path, f"{prefix}{de.name}/"))
+                        continue
+                    if not de.is_file(follow_symlinks=True):
+                        continue
+                    st = de.stat(follow_symlinks=True)
+                    size, mtime = st.st_size, st.st_mtime_ns
+                except OSError:
+                    size = mtime = -1  # broken link or vanished file: ingest will report it
+                entries.append(Entry(_norm(prefix + de.name), size, mtime))
+    entries.sort(key=lambda e: e.relpath)
+    return entries
+
+
+def listing_text(entries) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LISTING_HEADER)
+    for e in entries:
+        w.writerow((e.relpath, e.size, e.mtime_ns))
+    return buf.getvalue()
+
+
+def read_listing(path: str | os.PathLike) -> list[Entry]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            Entry(r["relpath"], int(r["size"]), int(r["mtime_ns"])) for r in csv.DictReader(fh)
+        ]
+
+
+def sync_listings(root, listing_dir, shard_size: int = 1, per_file: bool = False) -> dict[str, list[Entry]]:
+    """Scan ``root`` and bring ``listing_dir/<shard>.csv`` up to date.
+
+    Unchanged listings are not touched (their mtime is kept); listings of shards that no
+    longer exist are removed. ``per_file`` gives every file a shard of its own, named by its
+    photo id (used for style photos: each style is a wildcard, and adding a style must not
+    rerun the others). Returns shard -> entries.
+    """
+    entries = scan_collection(root)
+    by_path = {e.relpath: e for e in entries}
+    if per_file:
+        groups = {photo_id(e.relpath): [e.relpath] for e in entries}
+    else:
+        groups = assign_shards(by_path, shard_size)
+    listing_dir = Path(listing_dir)
+    listing_dir.mkdir(parents=True, exist_ok=True)
+    shards = {s: [by_path[p] for p in sorted(rels)] for s, rels in groups.items()}
+    for shard, shard_entries in shards.items():
+        write_if_changed(listing_dir / f"{shard}.csv", listing_text(shard_entries))
+    for stale in listing_dir.glob("*.csv"):
+        if stale.stem not in shards:
+            stale.unlink()
+    return shards
+
+
+def training_subset(entries: list[Entry], max_images: int) -> list[Entry]:
+    """The ``max_images`` files with the smallest hash of their relative path: a fixed,
+    content-defined sample, so adding one photo to a large collection changes the training set
+    only if its hash falls among the smallest (probability ``max_images / n``)."""
+    key = lambda e: hashlib.sha256(("train:" + e.relpath).encode("utf-8")).hexdigest()  # noqa: E731
+    return sorted(sorted(entries, key=key)[:max_images], key=lambda e: e.relpath)
+
+
+def sync_training_listing(root, listing: str | os.PathLike, max_images: int) -> list[Entry]:
+    """Write (if changed) the listing of the training subset of ``root``."""
+    chosen = training_subset(scan_collection(root), max_images)
+    write_if_changed(listing, listing_text(chosen))
+    return chosen

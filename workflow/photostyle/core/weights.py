@@ -1,0 +1,262 @@
+"""The one registry of pretrained weights, and the resolver that finds, verifies and loads them.
+
+``weights.mode`` (config):
+
+* ``pretrained`` -- use ``weights.dir``, else the torch / Hugging Face cache, else download
+  (if ``weights.download``); if all fail, stop with an error naming the file, its URL and
+  where to place it.
+* ``random`` -- seeded random initialisation, chosen explicitly.
+* ``auto`` -- pretrained where obtainable, else random with a loud warning.
+
+Whatever is used is returned as a provenance string (``sha256:<digest>`` of the file that was
+loaded, or ``random, seed N``) that every output, metric row and the report carry.
+
+Checksums: torchvision publishes the first hex digits of each file's SHA-256 in its file
+name (``vgg16-397923af.pth``) and :func:`torch.hub.load_state_dict_from_url` checks that
+prefix; we check the same prefix, and in addition the full digest recorded in
+``<weights.dir>/SHA256SUMS`` by ``photostyle fetch-weights`` (trust on first fetch), so a
+file copied to an offline cluster is verified against what the login node fetched.
+Files are loaded with ``torch.load(..., weights_only=True)`` only after verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class WeightsUnavailable(RuntimeError):
+    pass
+
+
+class ChecksumMismatch(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    source: str  # "url" (a single .pth file) or "hf" (a Hugging Face hub repo)
+    url: str  # download URL, or hub repo id for source "hf"
+    filename: str  # file name inside weights.dir (for "hf": the repo's weights file)
+    sha256_prefix: str = ""  # published digest prefix, checked when non-empty
+    sha256: str = ""  # full digest, when published
+    description: str = ""
+    hf_files: tuple[str, ...] = field(default=())
+
+    def local_path(self, weights_dir: str | Path) -> Path:
+        if self.source == "hf":
+            return Path(weights_dir) / self.url / self.filename
+        return Path(weights_dir) / self.filename
+
+
+_TV = "https://download.pytorch.org/models/"
+REGISTRY: dict[str, WeightSpec] = {
+    "vgg16-imagenet": WeightSpec(
+        "vgg16-imagenet", "url", _TV + "vgg16-397923af.pth", "vgg16-397923af.pth", "397923af",
+        description="torchvision VGG16_Weights.IMAGENET1K_V1 (fast-network loss network)",
+    ),
+    "vgg19-imagenet": WeightSpec(
+        "vgg19-imagenet", "url", _TV + "vgg19-dcbb9e9d.pth", "vgg19-dcbb9e9d.pth", "dcbb9e9d",
+        description="torchvision VGG19_Weights.IMAGENET1K_V1 (Gatys/DPST/WCT encoders, style metric)",
+    ),
+    "deeplabv3-resnet101-coco": WeightSpec(
+        "deeplabv3-resnet101-coco", "url", _TV + "deeplabv3_resnet101_coco-586e9e4e.pth",
+        "deeplabv3_resnet101_coco-586e9e4e.pth", "586e9e4e",
+        description="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1 (21 classes)",
+    ),
+}
+for _b in range(6):
+    _repo = f"smp-hub/segformer-b{_b}-512x512-ade-160k"
+    REGISTRY[f"segformer-b{_b}-ade20k"] = WeightSpec(
+        f"segformer-b{_b}-ade20k", "hf", _repo, "model.safetensors",
+        description=f"segmentation-models-pytorch Segformer-B{_b}, ADE20K 150 classes",
+        hf_files=("config.json", "model.safetensors"),
+    )
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_sums(weights_dir: str | Path) -> dict[str, str]:
+    sums_file = Path(weights_dir) / "SHA256SUMS"
+    if not sums_file.exists():
+        return {}
+    sums = {}
+    for line in sums_file.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip()] = digest
+    return sums
+
+
+def record_sum(weights_dir: str | Path, relname: str, digest: str) -> None:
+    sums = read_sums(weights_dir)
+    sums[relname] = digest
+    text = "".join(f"{d}  {n}\n" for n, d in sorted(sums.items()))
+    from photostyle.core.io import write_text_atomic
+
+    write_text_atomic(Path(weights_dir) / "SHA256SUMS", text)
+
+
+def verify(spec: WeightSpec, path: Path, weights_dir: str | Path | None = None) -> str:
+    """Check a file against the published prefix/digest and the SHA256SUMS lock; return its digest."""
+    digest = sha256_file(path)
+    if spec.sha256 and digest != spec.sha256:
+        raise ChecksumMismatch(f"{path}: sha256 {digest} != published {spec.sha256}")
+    if spec.sha256_prefix and not digest.startswith(spec.sha256_prefix):
+        raise ChecksumMismatch(
+            f"{path}: sha256 {digest[:16]}... does not start with the published prefix {spec.sha256_prefix}"
+        )
+    if weights_dir is not None:
+        relname = str(path.relative_to(weights_dir)) if path.is_relative_to(weights_dir) else path.name
+        locked = read_sums(weights_dir).get(relname)
+        if locked and locked != digest:
+            raise ChecksumMismatch(f"{path}: sha256 {digest} != {locked} recorded in SHA256SUMS")
+    return digest
+
+
+def _cache_candidates(spec: WeightSpec) -> list[Path]:
+    if spec.source == "url":
+        return [Path(torch.hub.get_dir()) / "checkpoints" / spec.filename]
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    snap = hf_home / "hub" / ("models--" + spec.url.replace("/", "--")) / "snapshots"
+    return sorted(snap.glob(f"*/{spec.filename}")) if snap.exists() else []
+
+
+def _host_of(spec: WeightSpec) -> str:
+    if spec.source == "hf":
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://", 1)[-1].split("/")[0]
+    return spec.url.split("://", 1)[-1].split("/")[0]
+
+
+def _reachable(host: str, timeout_s: float = 3.0) -> bool:
+    """A fast DNS + TCP check, so offline nodes fail in milliseconds, not after minutes of
+    client retries (huggingface_hub retries for about 25 s)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _download(spec: WeightSpec, weights_dir: Path) -> Path:
+    host = _host_of(spec)
+    if not _reachable(host):
+        raise ConnectionError(f"{host} is not reachable from this machine")
+    dest = spec.local_path(weights_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if spec.source == "url":
+        tmp = dest.with_name(f".{dest.name}.part")
+        torch.hub.download_url_to_file(spec.url, str(tmp), progress=False)
+        os.replace(tmp, dest)
+    else:
+        from huggingface_hub import hf_hub_download
+
+        for fname in spec.hf_files:
+            got = hf_hub_download(spec.url, fname)
+            shutil.copyfile(got, dest.parent / fname)
+    return dest
+
+
+@dataclass(frozen=True)
+class Resolved:
+    spec: WeightSpec
+    path: Path | None  # None when random
+    provenance: str  # "sha256:<digest>" or "random, seed N"
+
+    @property
+    def is_random(self) -> bool:
+        return self.path is None
+
+
+def locate(spec: WeightSpec, weights_dir: str | Path, download: bool) -> Path:
+    """Find (or fetch) a verified copy of ``spec``; raise :class:`WeightsUnavailable` if none."""
+    weights_dir = Path(weights_dir)
+    tried = []
+    local = spec.local_path(weights_dir)
+    for cand in [local, *_cache_candidates(spec)]:
+        tried.append(str(cand))
+        if cand.exists():
+            verify(spec, cand, weights_dir if cand == local else None)
+            return cand
+    if download:
+        try:
+            got = _download(spec, weights_dir)
+            verify(spec, got, weights_dir)
+            return got
+        except ChecksumMismatch:
+            raise
+        except Exception as exc:  # no network on compute nodes: report, do not hang
+            tried.append(f"download from {spec.url} failed: {exc.__class__.__name__}: {exc}")
+    raise WeightsUnavailable(
+        f"pretrained weights '{spec.name}' not found.\n"
+        f"  file: {spec.filename}\n  source: {spec.url}\n"
+        f"  place it at: {local}\n"
+        f"  (or run `snakemake fetch_weights` on a machine with internet access)\n"
+        f"  looked in: " + "; ".join(tried)
+    )
+
+
+def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: bool = True) -> Resolved:
+    """Decide which weights a model gets, according to ``weights.mode``."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown weights '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    spec = REGISTRY[name]
+    random_prov = f"random, seed {seed}"
+    if mode == "random":
+        return Resolved(spec, None, random_prov)
+    try:
+        path = locate(spec, weights_dir, download)
+    except WeightsUnavailable as exc:
+        if mode == "pretrained":
+            raise
+        msg = f"WEIGHTS: '{name}' unavailable, using RANDOM initialisation ({random_prov}). {exc}"
+        log.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return Resolved(spec, None, random_prov)
+    return Resolved(spec, path, "sha256:" + sha256_file(path))
+
+
+def load_state_dict(resolved: Resolved) -> dict[str, torch.Tensor]:
+    """Load a verified ``.pth`` with ``weights_only=True`` (or ``.safetensors``)."""
+    if resolved.path is None:
+        raise ValueError("random weights have no state dict")
+    if resolved.path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(resolved.path))
+    return torch.load(resolved.path, map_location="cpu", weights_only=True)
+
+
+def fetch_all(names, weights_dir: str | Path) -> list[tuple[str, str]]:
+    """Download and verify weights ahead of time; record full digests in SHA256SUMS."""
+    weights_dir = Path(weights_dir)
+    done = []
+    for name in names:
+        spec = REGISTRY[name]
+        path = locate(spec, weights_dir, download=True)
+        local = spec.local_path(weights_dir)
+        if path != local:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, local)
+        digest = verify(spec, local, weights_dir)
+        record_sum(weights_dir, str(local.relative_to(weights_dir)), digest)
+        done.append((name, digest))
+    return done

@@ -1,0 +1,259 @@
+"""Semantic regions: coarse groups, small-region merging, content<->style matching, soft masks.
+
+Label maps hold coarse *group* ids (see ``config/segmentation_groups.yaml``), or, for the
+weight-free ``kmeans`` segmentation, cluster ids.
+
+Matching rules (documented in config/README.md):
+
+* A content group is styled from the same group of the style photo, if the style photo has
+  it and the pair passes the size checks: both regions have at least ``min_pixels`` pixels
+  and their area fractions differ by at most ``max_area_ratio`` times (FastPhotoStyle uses
+  > 10 px and < 100x).
+* Else from the first group of its ``related`` list that the style photo has (and that
+  passes the checks); else from the whole style photo (``*``).
+* Before matching, regions under ``min_area`` (a fraction of the photo) merge into the first
+  related group present in the same photo, else into the photo's largest region.
+* k-means clusters carry no meaning: clusters are matched by luminance rank (the content's
+  darkest cluster takes the style's darkest, and so on; with different counts, by relative
+  rank), which keeps the tonal order of the photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from photostyle.core.io import file_digest, read_csv_dicts, resolve_repo_path
+from photostyle.core.photo import sha256_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+WHOLE = "*"
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    groups: tuple[str, ...]
+    related: dict[str, tuple[str, ...]]
+    fine: dict[str, dict[str, str]]  # label set ("ade20k", "voc") -> class -> group
+
+    def gid(self, name: str) -> int:
+        return self.groups.index(name)
+
+    def fine_to_group_ids(self, label_set: str, class_names: list[str]) -> np.ndarray:
+        """Lookup table: fine class index -> group id."""
+        mapping = self.fine[label_set]
+        return np.array([self.gid(mapping.get(c, "other")) for c in class_names], dtype=np.uint8)
+
+
+def groups_digest(path: str) -> str:
+    return file_digest(resolve_repo_path(path))[:12]
+
+
+@lru_cache(maxsize=8)
+def load_groups(path: str) -> GroupTable:
+    with open(resolve_repo_path(path), encoding="utf-8") as fh:
+        d = yaml.safe_load(fh)
+    groups = tuple(d["groups"])
+    related = {g: tuple(d.get("related", {}).get(g, ())) for g in groups}
+    bad = {x for v in related.values() for x in v} - set(groups)
+    bad |= {g for s in ("ade20k", "voc") for g in d.get(s, {}).values()} - set(groups)
+    if bad:
+        raise ValueError(f"{path}: unknown groups {sorted(bad)}; declared groups: {list(groups)}")
+    return GroupTable(groups, related, {s: dict(d.get(s, {})) for s in ("ade20k", "voc")})
+
+
+def merge_small_regions(labels: np.ndarray, table: GroupTable | None, min_area: float) -> np.ndarray:
+    """Relabel regions under ``min_area`` of the photo into a related (or the largest) region."""
+    labels = labels.copy()
+    total = labels.size
+    while True:
+        ids, counts = np.unique(labels, return_counts=True)
+        if len(ids) <= 1:
+            return labels
+        small = [(c, i) for i, c in zip(ids, counts) if c < min_area * total]
+        if not small:
+            return labels
+        _, victim = min(small)
+        present = {int(i) for i, c in zip(ids, counts) if i != victim and c >= min_area * total}
+        target = None
+        if table is not None and victim < len(table.groups):
+            for r in table.related.get(table.groups[victim], ()):
+                if table.gid(r) in present:
+                    target = table.gid(r)
+                    break
+        if target is None:
+            others = [(c, i) for i, c in zip(ids, counts) if i != victim]
+            target = int(max(others)[1])
+        labels[labels == victim] = target
+
+
+@dataclass
+class Match:
+    content: int
+    style: int | str  # a style label id, or WHOLE
+    reason: str  # "same", "related", "rank", "whole"
+
+
+def _passes(c_px: int, s_px: int, c_total: int, s_total: int, min_pixels: int, max_ratio: float) -> bool:
+    if c_px < min_pixels or s_px < min_pixels:
+        return False
+    fc, fs = c_px / c_total, s_px / s_total
+    return max(fc, fs) / min(fc, fs) <= max_ratio
+
+
+def match_groups(content: np.ndarray, style: np.ndarray, table: GroupTable, min_pixels: int = 10,
+                 max_area_ratio: float = 100.0) -> list[Match]:
+    """Match each group of the content label map to a group of the style map (rules above)."""
+    c_ids, c_counts = np.unique(content, return_counts=True)
+    s_ids, s_counts = np.unique(style, return_counts=True)
+    s_px = dict(zip(s_ids.tolist(), s_counts.tolist()))
+    matches = []
+    for g, px in zip(c_ids.tolist(), c_counts.tolist()):
+        def ok(sg):
+            return sg in s_px and _passes(px, s_px[sg], content.size, style.size, min_pixels, max_area_ratio)
+
+        if ok(g):
+            matches.append(Match(g, g, "same"))
+            continue
+        name = table.groups[g] if g < len(table.groups) else ""
+        related = next((table.gid(r) for r in table.related.get(name, ()) if ok(table.gid(r))), None)
+        matches.append(Match(g, related, "related") if related is not None else Match(g, WHOLE, "whole"))
+    return matches
+
+
+def match_clusters(content_img: np.ndarray, content: np.ndarray, style_img: np.ndarray, style: np.ndarray) -> list[Match]:
+    """k-means clusters: match by rank of mean luminance (relative rank when counts differ)."""
+    def ranked(img, labels):
+        luma = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        ids = np.unique(labels)
+        return [i for _, i in sorted((luma[labels == i].mean(), int(i)) for i in ids)]
+
+    c_rank, s_rank = ranked(content_img, content), ranked(style_img, style)
+    out = []
+    for r, cid in enumerate(c_rank):
+        pos = 0 if len(c_rank) == 1 else r / (len(c_rank) - 1)
+        out.append(Match(cid, s_rank[int(round(pos * (len(s_rank) - 1)))], "rank"))
+    return out
+
+
+def describe(matches: list[Match], table: GroupTable | None) -> str:
+    """``sky>sky;tree>ground(related);road>*`` for the index and the report."""
+    def name(i):
+        if i == WHOLE:
+            return WHOLE
+        return table.groups[i] if table is not None and i < len(table.groups) else f"c{i}"
+
+    return ";".join(f"{name(m.content)}>{name(m.style)}" + ("" if m.reason in ("same", "rank") else f"({m.reason})")
+                    for m in matches)
+
+
+@dataclass
+class MatchedMasks:
+    """What a region-aware method receives.
+
+    ``content_weights``: ``(K, H, W)`` float32 soft weights summing to 1 at every pixel;
+    ``style_masks``: ``(K, h, w)`` bool, the style region matched to content region k (all
+    True for a whole-photo fallback). Both are torch tensors on the method's device.
+    """
+
+    content_weights: "torch.Tensor"
+    style_masks: "torch.Tensor"
+    matches: list[Match] = field(default_factory=list)
+    summary: str = ""
+
+
+def soft_weights(labels: np.ndarray, ids: list[int], blur_sigma: float) -> np.ndarray:
+    """One-hot masks of ``ids`` blurred with a Gaussian (seam-free blending), normalised to sum 1."""
+    from scipy.ndimage import gaussian_filter
+
+    masks = np.stack([(labels == i).astype(np.float32) for i in ids])
+    if blur_sigma > 0:
+        masks = np.stack([gaussian_filter(m, blur_sigma, mode="nearest") for m in masks])
+    masks = np.maximum(masks, 1e-6)
+    return masks / masks.sum(axis=0, keepdims=True)
+
+
+def build_masks(content_labels: np.ndarray, style_labels: np.ndarray, matches: list[Match], device,
+                blur_fraction: float = 0.01, table: GroupTable | None = None) -> MatchedMasks:
+    import torch
+
+    # content regions that share a style region still get separate weights (same transform)
+    ids = [m.content for m in matches]
+    sigma = blur_fraction * min(content_labels.shape)
+    cw = torch.from_numpy(soft_weights(content_labels, ids, sigma)).to(device)
+    sm = np.stack([np.ones_like(style_labels, dtype=bool) if m.style == WHOLE else style_labels == m.style
+                   for m in matches])
+    return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table))
+
+
+class RegionSource:
+    """Label maps of the segment stage, and the content<->style matching of each pair."""
+
+    def __init__(self, seg: dict, segment_indexes: list[str]):
+        self.seg = seg
+        self.table = load_groups(seg["groups_file"])
+        self.rows = {(r["kind"], r["photo_id"]): r for idx in segment_indexes for r in read_csv_dicts(idx)}
+        # Style label maps are few and used for every photo: kept. Content label maps are used
+        # by photo-major loops one photo at a time: only the current one is kept, so a job does
+        # not hold a whole shard's label maps in memory.
+        self._style: dict[str, tuple[np.ndarray, str]] = {}
+        self._content: tuple[str, tuple[np.ndarray, str]] | None = None
+
+    @staticmethod
+    def _read(path: str) -> tuple[np.ndarray, str]:
+        data = Path(path).read_bytes()
+        return np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data)
+
+    def labels(self, kind: str, pid: str):
+        """(label map, sha256 of its file) or None when segmentation failed for the photo."""
+        row = self.rows.get((kind, pid))
+        if row is None or row["status"] != "ok":
+            return None
+        if kind == "style":
+            if pid not in self._style:
+                self._style[pid] = self._read(row["labels"])
+            return self._style[pid]
+        if self._content is None or self._content[0] != pid:
+            self._content = (pid, self._read(row["labels"]))
+        return self._content[1]
+
+    def usable(self, pid: str, sid: str) -> str | None:
+        """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
+        if self.labels("content", pid) is None or self.labels("style", sid) is None:
+            return "global (segmentation missing)"
+        if self.rows[("content", pid)]["label_space"] != self.rows[("style", sid)]["label_space"]:
+            return "global (label spaces differ)"
+        return None
+
+    def digest(self, pid: str, sid: str) -> str:
+        """Identifies the two label maps (part of the reuse key of an output)."""
+        if self.usable(pid, sid):
+            return "none"
+        return hashlib.sha256((self.labels("content", pid)[1] + self.labels("style", sid)[1]).encode()).hexdigest()[:16]
+
+    def matches(self, pid: str, sid: str, content_img, style_img) -> tuple[list[Match], GroupTable | None]:
+        """How the pair's regions are matched (images are needed for k-means clusters only)."""
+        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
+        if self.rows[("content", pid)]["label_space"] == "clusters":
+            return match_clusters(content_img, c, style_img, s), None
+        return match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"]), self.table
+
+    def masks(self, pid: str, sid: str, content_img, style_img, device):
+        """Matched masks of one content/style pair, or None for a global transfer."""
+        if self.usable(pid, sid):
+            return None
+        matches, table = self.matches(pid, sid, content_img, style_img)
+        if len(matches) == 1 and matches[0].style == WHOLE:
+            return None
+        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
+        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table)

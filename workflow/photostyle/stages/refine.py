@@ -1,0 +1,91 @@
+"""Refine stage: optional photorealistic smoothing, then domain-transform detail refinement,
+of every stylised output of a method x shard, through the shard-job engine.
+
+Smoothing (``refine.smoothing``, FastPhotoStyle's step, :mod:`photostyle.ops.smoothing`) runs
+first when its mode is not ``none``; the detail transfer (``detail_transfer``) follows:
+``refined = DT(stylized; guide=content) + (content - DT(content; guide=content))``: the colour
+of the stylisation, the detail of the content photo (seed 000's post-processing). A refined
+image is reused when its provenance (sha256 of the stylised image and of the content photo,
+refine settings, code version) is current.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from photostyle.core.io import read_csv_dicts, write_png_atomic
+from photostyle.stages.common import INDEX_COLUMNS, job_settings
+from photostyle.stages.engine import Item, ShardJob, provenance_text
+
+
+def settings_for(refine_cfg: dict, method: str) -> dict:
+    """The effective refinement settings of one method (global keys + per-method override)."""
+    base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
+    override = refine_cfg.get("per_method", {}).get(method, {})
+    merged = {**base, **override}
+    if "smoothing" in override:  # a partial smoothing override keeps the global keys it leaves out
+        merged["smoothing"] = {**base.get("smoothing", {}), **override["smoothing"]}
+    return merged
+
+
+def settings(config: dict, method: str) -> dict:
+    return {"refine": settings_for(config["refine"], method), **job_settings(config, seed=False)}
+
+
+def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str) -> list[dict]:
+    """Images go to ``out_root/<style>/<method>/<photo>.png``."""
+    import torch
+
+    from photostyle.core.device import start_job
+    from photostyle.core.io import read_rgb
+    from photostyle.core.photo import load_photo, sha256_bytes
+    from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.ops.domain_transform import detail_layer, detail_transfer
+    from photostyle.ops.smoothing import smooth
+
+    job = start_job(settings)
+    rs = settings["refine"]
+    dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
+    photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
+    cache: dict[str, tuple] = {}  # photo id -> (content, its detail layer): entries are photo-major
+
+    def item(e) -> Item:
+        row = {**e, "variant": "refined", "output": "", "cached": "", "runtime_s": "", "peak_mem_mb": "",
+               "config_hash": job.config_hash, "code_version": code_version, "device": job.device_desc}
+        key = (e["photo_id"], e["style"])
+        if e["status"] != "ok" or e["photo_id"] not in photos:
+            return Item(key, {**row, "status": e["status"] or "failed"})  # the stylisation's own status and reason
+        try:
+            data = Path(e["output"]).read_bytes()
+        except OSError as exc:
+            return Item(key, {**row, "status": "failed", "error": f"stylised image unreadable: {exc}"})
+        p = photos[e["photo_id"]]
+        prov = {"photo": e["photo_id"], "style": e["style"], "method": e["method"], "variant": "refined",
+                "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data), "config_hash": job.config_hash,
+                "code_version": code_version, "weights": e["weights"], "device": job.device_desc}
+        out = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
+        return Item(key, {**row, "status": ""}, out, prov, (p, data))
+
+    def compute(it: Item):
+        p, data = it.data
+        if p["id"] not in cache:
+            cache.clear()  # keep one photo's buffers at a time
+            content = to_tensor(load_photo(p["path"], job.limits, expect_sha256=p["sha256"])[0], job.device)
+            with torch.no_grad():
+                cache[p["id"]] = (content, detail_layer(content, **dt) if rs["detail_transfer"] else None)
+        content, detail = cache[p["id"]]
+        with torch.no_grad():
+            stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
+            if rs["smoothing"]["mode"] != "none":
+                stylized = smooth(stylized, content, rs["smoothing"])
+            return detail_transfer(stylized, content, detail=detail, **dt) if rs["detail_transfer"] else stylized
+
+    def write(it: Item, out) -> None:
+        write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
+
+    entries = sorted(read_csv_dicts(stylize_index), key=lambda e: (e["photo_id"], e["style"]))
+    index_out = Path(index_out)
+    engine = ShardJob(f"refine {index_out.parent.name}/{index_out.stem}", index_out, INDEX_COLUMNS, device=job.device)
+    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries))
+

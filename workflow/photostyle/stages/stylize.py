@@ -1,0 +1,158 @@
+"""Stylize stage: one method x one shard, every style (models load once per job, style
+statistics once per style), through the shard-job engine (:mod:`photostyle.stages.engine`).
+
+Images go to ``<out_root>/<style>/<method>/<photo>.png`` with their provenance in PNG text
+chunks; an image whose provenance is current is reused, so adding a style computes only it.
+Photos go in chunks of the method's batch size, style by style: a photo is decoded once per
+chunk, and a batching method's same-size photos go through the network together.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from photostyle.core.io import read_csv_dicts, write_csv_atomic, write_png_atomic
+from photostyle.methods import get_method
+from photostyle.stages.common import INDEX_COLUMNS, job_settings, matching_settings, read_styles, segmentation_on, trace_path
+from photostyle.stages.engine import Item, ShardJob, provenance_text
+
+log = logging.getLogger(__name__)
+
+def settings(config: dict, method: str) -> dict:
+    """Exactly the config that affects ``method``'s outputs."""
+    m = get_method(method)
+    s = {"params": config["methods"][method], **job_settings(config)}
+    if m.weights:  # only methods with pretrained networks depend on the weights setting
+        s["weights"] = config["weights"]
+    if segmentation_on(config) and m.uses_regions:
+        s["segmentation"] = matching_settings(config)
+    return s
+
+
+def code_roots(method: str) -> tuple[str, ...]:
+    return ("stages.stylize", get_method(method).module())
+
+
+def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root, index_out,
+                      code_version: str, segment_indexes: list[str] | None = None,
+                      train_root="results/train") -> list[dict]:
+    import torch
+
+    from photostyle.core.device import seed_everything, start_job
+    from photostyle.core.photo import PhotoRejected, derive_seed, load_photo
+    from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.core.weights import resolve
+    from photostyle.ops.regions import RegionSource
+
+    job = start_job(settings)
+    cls, seed = get_method(method_name), settings["seed"]
+    params = cls.parse(settings["params"])
+    photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
+    styles = read_styles(style_tables)
+    w = settings.get("weights", {})
+    method = cls(params, job.device, seed=seed, artifacts={a: a.path(train_root) for a in cls.artifacts(
+        params, [s["id"] for s in styles])}, weights={n: resolve(n, w["mode"], w["dir"], seed, w["download"])
+                                                      for n in cls.weights})
+    seg = settings.get("segmentation")
+    regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
+    base = {"method": method_name, "variant": "raw", "shard": Path(shard_table).stem, "device": job.device_desc,
+            "config_hash": job.config_hash, "code_version": code_version}
+    decoded, styles_decoded, style_state = {}, {}, {}
+
+    def image(r, cache=decoded):  # the current chunk's photos (and every style photo) decoded once
+        if r["id"] not in cache:
+            cache[r["id"]] = load_photo(r["path"], job.limits, expect_sha256=r["sha256"])[0]
+        return cache[r["id"]]
+
+    def style_of(srow):
+        if srow["id"] not in style_state:
+            style_state[srow["id"]] = method.prepare_style(to_tensor(image(srow, styles_decoded), job.device),
+                                                           srow["id"])
+        return style_state[srow["id"]]
+
+    def item(r, srow) -> Item:
+        row = {**base, "photo_id": r["id"], "style": srow["id"]}
+        out = Path(out_root) / srow["id"] / method_name / f"{r['id']}.png"
+        if srow["status"] != "ok":
+            return Item((r["id"], srow["id"]), {**row, "status": "skipped",
+                                                "error": f"style photo rejected at ingest: {srow['reason']}"})
+        try:
+            labels = regions.digest(r["id"], srow["id"]) if regions and cls.uses_regions else "none"
+            row["weights"] = method.provenance(srow["id"])
+        except OSError as exc:
+            return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"unreadable: {exc}"})
+        row["regions"] = ("global (method does not use regions)" if not cls.uses_regions else
+                          "global (segmentation off)" if regions is None else "")
+        prov = {"photo": r["id"], "style": srow["id"], "method": method_name, "source_sha256": r["sha256"],
+                "style_sha256": srow["sha256"], "labels_sha256": labels, "config_hash": job.config_hash,
+                "code_version": code_version, "weights": row["weights"], "device": job.device_desc, "seed": str(seed)}
+        return Item((r["id"], srow["id"]), row, out, prov, {"photo": r, "style": srow})
+
+    def chunks():
+        step = method.batch_size() if cls.batches else 1
+        for start in range(0, len(photos), step):
+            decoded.clear()  # keep only the current chunk's photos decoded
+            for s in styles:
+                yield [item(r, s) for r in photos[start:start + step]]
+
+    def compute(it: Item):
+        r, srow = it.data["photo"], it.data["style"]
+        x = to_tensor(image(r), job.device)
+        masks = regions.masks(r["id"], srow["id"], image(r), image(srow, styles_decoded), job.device) \
+            if regions is not None and cls.uses_regions else None
+        if regions is not None and cls.uses_regions:
+            it.data["regions"] = masks.summary if masks is not None else (regions.usable(r["id"], srow["id"]) or "whole")
+        seed_everything(derive_seed(seed, r["id"], srow["id"], method_name))
+        st = style_of(srow)
+        with torch.no_grad():
+            out = method(x, st, masks)
+        if out.shape != x.shape:
+            raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
+        if st.trace:  # written before the image: an image never lacks its trace
+            rows = st.trace
+            write_csv_atomic(trace_path(it.out), list(dict.fromkeys(k for t in rows for k in t)), rows)
+            st.trace = None
+        return out
+
+    def precompute(todo: list[Item]) -> dict:  # batching methods: same-size photos together
+        groups: dict = {}
+        for it in todo:
+            try:
+                groups.setdefault(image(it.data["photo"]).shape, []).append(it)
+            except (PhotoRejected, OSError, ValueError):
+                continue  # compute() records the failure
+        ready = {}
+        for group in (g for g in groups.values() if len(g) > 1):
+            try:
+                x = torch.cat([to_tensor(image(it.data["photo"]), job.device) for it in group])
+                out, secs = _timed(lambda: method(x, style_of(group[0].data["style"])), job.device)
+            except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: one at a time
+                log.warning("batch of %d photos failed (%s); computing them one by one", len(group), exc)
+                continue
+            ready.update({id(it): (out[i:i + 1], secs / len(group)) for i, it in enumerate(group)})
+        return ready
+
+    def write(it: Item, out) -> dict:
+        write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
+        return {"regions": it.data["regions"]} if "regions" in it.data else {}
+
+    log.info("device %s; method %s; weights %s; %d photos x %d styles", job.device_desc, method_name,
+             "; ".join(f"{n}={r.provenance}" for n, r in method.resolved.items()) or "none", len(photos), len(styles))
+    engine = ShardJob(f"stylize {method_name}/{base['shard']}", index_out, INDEX_COLUMNS, device=job.device,
+                      keep_columns=("regions",))
+    return engine.run(chunks(), compute, write, precompute=precompute if cls.batches else None,
+                      total=len(photos) * len(styles))
+
+
+def _timed(fn, device):
+    import time
+
+    import torch
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - t0
