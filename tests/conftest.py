@@ -98,6 +98,18 @@ def make_method(name, params=None, *, seed=0, artifacts=None, weights_mode="rand
     return cls(cls.parse(p), torch.device("cpu"), seed=seed, weights=weights, artifacts=artifacts)
 
 
+def method_for_job(name, params=None, *, seed=0, train_root="unused", styles=()):
+    """The same, made the way a stylize job makes it (Method.for_job: weights resolved, artifacts listed)."""
+    import torch
+
+    from photostyle.config import validate_config
+    from photostyle.methods import get_method
+
+    settings = {"params": {**validate_config({})["methods"][name], **(params or {})}, "seed": seed,
+                "weights": {"mode": "random", "dir": "unused", "download": False}}
+    return get_method(name).for_job(settings, torch.device("cpu"), list(styles), train_root)
+
+
 def stylise(method, content, style, masks=None, state=None):
     """One call of a method on one photo; ``state`` (a StyleState) carries style caches and traces."""
     import torch

@@ -134,6 +134,18 @@ class Method:
         self.artifact_paths = dict(artifacts or {})
         self._digests: dict[Artifact, str] = {}
 
+    @classmethod
+    def for_job(cls, settings: dict, device: "torch.device", styles: list[str], train_root) -> "Method":
+        """The instance a stylize job uses: ``settings`` as the rule passes them (``params``,
+        ``seed``, ``weights``), the declared weights resolved once (recorded in every output's
+        provenance, random ones included) and the artifacts of ``styles`` under ``train_root``."""
+        from photostyle.core.weights import resolve
+
+        params, seed, w = cls.parse(settings["params"]), settings["seed"], settings.get("weights", {})
+        weights = {n: resolve(n, w["mode"], w["dir"], seed, w["download"]) for n in cls.weights}
+        artifacts = {a: a.path(train_root) for a in cls.artifacts(params, styles)}
+        return cls(params, device, seed=seed, weights=weights, artifacts=artifacts)
+
     def prepare_style(self, style: "torch.Tensor", style_id: str) -> StyleState:
         """Per-style state, made once per style and job (statistics are filled lazily)."""
         return StyleState(style_id, style)

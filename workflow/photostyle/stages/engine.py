@@ -24,7 +24,7 @@ import logging
 import os
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -47,7 +47,6 @@ class Item:
     out: Path | None = None  # the output file (None: the result is the row itself)
     provenance: dict[str, str] | None = None  # None: never reused
     data: Any = None  # what the stage's compute needs (source rows, bytes already read)
-    cached: Any = field(default=None, repr=False)
 
 
 def is_current(path: Path | None, expected: dict[str, str] | None) -> bool:
@@ -69,6 +68,31 @@ def ledger_path(index_out) -> Path:
     """``results/<stage>/_ledger/<group>/<shard>.csv`` for ``results/<stage>/_index/<group>/<shard>.csv``."""
     index_out = Path(index_out)
     return index_out.parent.parent.parent / "_ledger" / index_out.parent.name / index_out.name
+
+
+def batched(todo: list[Item], key: Callable[[Item], Any], run: Callable[[list[Item]], Sequence[Any]],
+            label: str = "batch") -> dict[int, tuple[Any, float]]:
+    """A ``precompute`` for :meth:`ShardJob.run`: the items that share ``key(item)`` (e.g. a
+    photo size) go through ``run(group)`` together, each taking an equal share of its time.
+    Items whose key raises, groups of one, and groups whose run fails (out of memory, say) are
+    left to ``compute``, which then works one item at a time and records any failure."""
+    groups: dict[Any, list[Item]] = {}
+    for it in todo:
+        try:
+            groups.setdefault(key(it), []).append(it)
+        except ITEM_ERRORS:
+            continue
+    ready = {}
+    for group in (g for g in groups.values() if len(g) > 1):
+        t0 = time.perf_counter()
+        try:
+            results = run(group)
+        except ITEM_ERRORS as exc:
+            log.warning("%s of %d items failed (%s); computing them one by one", label, len(group), exc)
+            continue
+        share = (time.perf_counter() - t0) / len(group)
+        ready.update({id(it): (res, share) for it, res in zip(group, results)})
+    return ready
 
 
 class PeakMemory:
@@ -162,7 +186,6 @@ class ShardJob:
                     row[col] = old.get(col, "")
             for col in self.keep_columns:  # what the last run recorded, where the stage set nothing
                 row[col] = row.get(col) or old.get(col, "")
-            it.cached = old
             return row
         t0 = time.perf_counter()
         self.memory.reset()

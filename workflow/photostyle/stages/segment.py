@@ -12,7 +12,7 @@ from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_bytes_atomic
 from photostyle.stages.common import groups_digest, job_settings
-from photostyle.stages.engine import ITEM_ERRORS, Item, ShardJob, provenance_text
+from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
                    "weights", "areas", "segment_s", "device", "config_hash", "code_version")
@@ -61,38 +61,23 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
             decoded[r["id"]] = load_photo(r["path"], job.limits, expect_sha256=r["sha256"])[0]
         return decoded[r["id"]]
 
-    def precompute(todo: list[Item]) -> dict:  # one batch through the network
-        import time
-
-        ok = []
-        for it in todo:
-            try:
-                image(it.data)
-                ok.append(it)
-            except ITEM_ERRORS:  # compute() records the failure
-                continue
-        t0 = time.perf_counter()
-        try:
-            labelled = segmenter.segment_many([image(it.data) for it in ok], [it.data for it in ok])
-        except ITEM_ERRORS:
-            return {}  # one by one, so one bad photo does not fail the batch
-        share = (time.perf_counter() - t0) / max(1, len(ok))
-        return {id(it): (lab, share) for it, lab in zip(ok, labelled)}
-
     def write(it: Item, labels) -> dict:
         labels = merge_small_regions(labels, load_groups(cfg["groups_file"]) if names else None, cfg["min_area"])
         write_bytes_atomic(it.out, palette_png(labels, provenance_text(it.provenance)))
         write_bytes_atomic(it.row["overlay"], overlay(image(it.data), labels))
         return {"areas": areas_text(labels, names)}
 
+    def segment_batch(group: list[Item]):  # a chunk through the network in one pass
+        return segmenter.segment_many([image(it.data) for it in group], [it.data for it in group])
+
     photos = [r for r in read_csv_dicts(table_csv) if r["status"] == "ok"]
     batch = max(1, int(cfg.get("batch_size", 1)))
     chunks = ([item(r) for r in photos[i:i + batch]] for i in range(0, len(photos), batch))
     engine = ShardJob(f"segment {kind}/{Path(table_csv).stem}", index_out, SEGMENT_COLUMNS, device=job.device,
                       time_column="segment_s", memory_column=None, keep_columns=("areas",))
-    rows = engine.run(_clearing(chunks, decoded), lambda it: segmenter.segment(image(it.data), it.data), write,
-                      precompute=precompute, key_columns=("photo_id",), total=len(photos))
-    return rows
+    return engine.run(_clearing(chunks, decoded), lambda it: segmenter.segment(image(it.data), it.data), write,
+                      precompute=lambda todo: batched(todo, lambda it: image(it.data).ndim, segment_batch),
+                      key_columns=("photo_id",), total=len(photos))
 
 
 def _clearing(chunks, cache: dict):

@@ -15,7 +15,7 @@ from pathlib import Path
 from photostyle.core.io import read_csv_dicts, write_csv_atomic, write_png_atomic
 from photostyle.methods import get_method
 from photostyle.stages.common import INDEX_COLUMNS, job_settings, matching_settings, read_styles, segmentation_on, trace_path
-from photostyle.stages.engine import Item, ShardJob, provenance_text
+from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,15 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     import torch
 
     from photostyle.core.device import seed_everything, start_job
-    from photostyle.core.photo import PhotoRejected, derive_seed, load_photo
+    from photostyle.core.photo import derive_seed, load_photo
     from photostyle.core.tensors import to_tensor, to_uint8
-    from photostyle.core.weights import resolve
     from photostyle.ops.regions import RegionSource
 
     job = start_job(settings)
     cls, seed = get_method(method_name), settings["seed"]
-    params = cls.parse(settings["params"])
     photos = [r for r in read_csv_dicts(shard_table) if r["status"] == "ok"]
     styles = read_styles(style_tables)
-    w = settings.get("weights", {})
-    method = cls(params, job.device, seed=seed, artifacts={a: a.path(train_root) for a in cls.artifacts(
-        params, [s["id"] for s in styles])}, weights={n: resolve(n, w["mode"], w["dir"], seed, w["download"])
-                                                      for n in cls.weights})
+    method = cls.for_job(settings, job.device, [s["id"] for s in styles], train_root)
     seg = settings.get("segmentation")
     regions = RegionSource(seg, segment_indexes or []) if seg and seg.get("enabled") else None
     base = {"method": method_name, "variant": "raw", "shard": Path(shard_table).stem, "device": job.device_desc,
@@ -110,28 +105,17 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
         if out.shape != x.shape:
             raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
         if st.trace:  # written before the image: an image never lacks its trace
-            rows = st.trace
-            write_csv_atomic(trace_path(it.out), list(dict.fromkeys(k for t in rows for k in t)), rows)
+            write_csv_atomic(trace_path(it.out), list(dict.fromkeys(k for t in st.trace for k in t)), st.trace)
             st.trace = None
         return out
 
-    def precompute(todo: list[Item]) -> dict:  # batching methods: same-size photos together
-        groups: dict = {}
-        for it in todo:
-            try:
-                groups.setdefault(image(it.data["photo"]).shape, []).append(it)
-            except (PhotoRejected, OSError, ValueError):
-                continue  # compute() records the failure
-        ready = {}
-        for group in (g for g in groups.values() if len(g) > 1):
-            try:
-                x = torch.cat([to_tensor(image(it.data["photo"]), job.device) for it in group])
-                out, secs = _timed(lambda: method(x, style_of(group[0].data["style"])), job.device)
-            except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: one at a time
-                log.warning("batch of %d photos failed (%s); computing them one by one", len(group), exc)
-                continue
-            ready.update({id(it): (out[i:i + 1], secs / len(group)) for i, it in enumerate(group)})
-        return ready
+    def run_batch(group: list[Item]):  # a batching method: same-size photos through it together
+        x = torch.cat([to_tensor(image(it.data["photo"]), job.device) for it in group])
+        with torch.no_grad():
+            out = method(x, style_of(group[0].data["style"]))
+        if job.device.type == "cuda":
+            torch.cuda.synchronize(job.device)
+        return [out[i:i + 1] for i in range(len(group))]
 
     def write(it: Item, out) -> dict:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
@@ -141,18 +125,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
              "; ".join(f"{n}={r.provenance}" for n, r in method.resolved.items()) or "none", len(photos), len(styles))
     engine = ShardJob(f"stylize {method_name}/{base['shard']}", index_out, INDEX_COLUMNS, device=job.device,
                       keep_columns=("regions",))
-    return engine.run(chunks(), compute, write, precompute=precompute if cls.batches else None,
-                      total=len(photos) * len(styles))
+    precompute = (lambda todo: batched(todo, lambda it: image(it.data["photo"]).shape, run_batch)) \
+        if cls.batches else None
+    return engine.run(chunks(), compute, write, precompute=precompute, total=len(photos) * len(styles))
 
-
-def _timed(fn, device):
-    import time
-
-    import torch
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - t0

@@ -1,0 +1,168 @@
+"""The architecture holds: layers import downward only, the rules name no method, code versions
+follow the import closure, the DAG-building imports stay free of torch, one body for wct/photowct."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from photostyle.core.provenance import PACKAGE_DIR, UnknownModule, code_version, import_closure, package_imports
+from photostyle.methods import REGISTRY
+
+LAYERS = {"core": 0, "ops": 1, "nets": 2, "methods": 3, "stages": 4}  # package-root modules (cli, config): 5
+
+
+def _modules() -> list[str]:
+    out = []
+    for p in PACKAGE_DIR.rglob("*.py"):
+        rel = p.relative_to(PACKAGE_DIR).with_suffix("")
+        parts = [x for x in rel.parts if x != "__init__"]
+        out.append(".".join(["photostyle", *parts]))
+    return sorted(out)
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1  # the package itself (__version__)
+    return LAYERS.get(parts[1], 5)
+
+
+def test_every_import_points_down_or_sideways():
+    bad = [(m, dep) for m in _modules() for dep in package_imports(m)
+           if _layer(dep) > _layer(m) and not m.endswith("__init__")]
+    assert not bad, bad
+
+
+def test_there_are_no_import_cycles():
+    graph = {m: set(package_imports(m)) for m in _modules()}
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for dep in graph.get(m, ()):
+            if dep.count(".") > 0 and dep != "photostyle":
+                visit(dep, path + [m])
+        state[m] = 2
+
+    for m in graph:
+        visit(m, [])
+
+
+def test_rules_and_snakefile_name_no_method():
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    for f in files:
+        text = f.read_text()
+        for name in REGISTRY:
+            assert not re.search(rf"[\"']{name}[\"']", text), f"{f.name} names the method {name!r}"
+
+
+def _package_copy(tmp_path):
+    dst = tmp_path / "photostyle"
+    shutil.copytree(PACKAGE_DIR, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    return dst
+
+
+def test_code_version_follows_the_import_closure(tmp_path):
+    pkg = _package_copy(tmp_path)
+
+    def versions():
+        from photostyle.core import provenance as P
+
+        P.code_hash.cache_clear()
+        P.package_imports.cache_clear()
+        return {name: code_version(*roots, package_dir=pkg) for name, roots in {
+            "refine": ("stages.refine",), "metrics": ("stages.metrics",),
+            "reinhard": ("stages.stylize", REGISTRY["reinhard"].module()),
+            "fast": ("stages.stylize", REGISTRY["fast"].module())}.items()}
+
+    before = versions()
+    # refine imports the domain transform (inside a function): a change there reruns refine only
+    (pkg / "ops" / "domain_transform.py").write_text((pkg / "ops" / "domain_transform.py").read_text() + "\n# edit\n")
+    after = versions()
+    assert after["refine"] != before["refine"]
+    assert after["metrics"] == before["metrics"] and after["reinhard"] == before["reinhard"]
+    # the fast network's module: stylize with fast changes, with reinhard it does not, refine does not
+    (pkg / "nets" / "fastnet.py").write_text((pkg / "nets" / "fastnet.py").read_text() + "\n# edit\n")
+    again = versions()
+    assert again["fast"] != after["fast"] and again["reinhard"] == after["reinhard"]
+    assert again["refine"] == after["refine"]
+    # a module two imports away still counts: stylize -> ops.regions -> core.photo
+    assert "photostyle.core.photo" in import_closure("stages.stylize", package_dir=pkg)
+
+
+def test_a_missing_module_is_an_error_not_a_silent_hash(tmp_path):
+    pkg = _package_copy(tmp_path)
+    (pkg / "ops" / "smoothing.py").unlink()
+    from photostyle.core import provenance as P
+
+    P.package_imports.cache_clear()
+    with pytest.raises(UnknownModule, match="smoothing"):
+        import_closure("stages.refine", package_dir=pkg)
+    P.package_imports.cache_clear()
+
+
+def test_building_the_dag_imports_no_heavy_library():
+    code = ("import sys; import photostyle.config, photostyle.methods; "
+            "from photostyle.stages import ingest, segment, train, stylize, refine, metrics, report; "
+            "from photostyle.config import validate_config; c = validate_config({}); "
+            "[stylize.settings(c, m) for m in photostyle.methods.REGISTRY]; "
+            "print(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'skimage', 'numba', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_wct_and_photowct_share_one_body():
+    wct, photowct = REGISTRY["wct"], REGISTRY["photowct"]
+    assert photowct.__call__ is wct.__call__ and "__call__" not in vars(photowct)
+    assert photowct.family != wct.family  # they differ in their declarations only
+
+
+def test_every_method_declares_its_contract():
+    for name, cls in REGISTRY.items():
+        assert cls.name == name and cls.description and cls.citation, name
+        assert callable(cls.__call__) and cls.__call__ is not REGISTRY[name].__mro__[-2].__call__, name
+        params = cls.parse({})
+        for art in cls.artifacts(params, ["style_a-000000000000"]):
+            from photostyle.stages.train import TRAINERS
+
+            assert art.trainer in TRAINERS and (art.style is not None) == TRAINERS[art.trainer].per_style
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_job_instance_records_what_it_runs_on(name, tmp_path):
+    from conftest import method_for_job
+
+    style = "style_a-000000000000"
+    m = method_for_job(name, train_root=tmp_path, styles=[style])
+    assert set(m.resolved) == set(m.weights)
+    assert all(r.is_random and r.provenance == "random, seed 0" for r in m.resolved.values())
+    assert {a.path(tmp_path) for a in m.artifact_paths} == set(m.artifact_paths.values())
+    if not m.artifact_paths:  # methods without trained models: the provenance is the weights alone
+        expected = "; ".join(f"{n}=random, seed 0" for n in m.weights) or "none"
+        assert m.provenance(style) == expected
+
+
+def test_the_documented_way_to_add_a_method_works(tmp_path):
+    """docs/architecture.md's worked example, as written there, in a copy of the package."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    example = doc.split("`workflow/photostyle/methods/gamma.py`:\n\n```python\n")[1].split("```")[0]
+    pkg = _package_copy(tmp_path)
+    (pkg / "methods" / "gamma.py").write_text(example)
+    shutil.copytree(REPO / "workflow" / "schemas", tmp_path / "schemas")  # beside the package, as in the repo
+    code = ("import torch; from photostyle.methods import REGISTRY; from photostyle.config import validate_config; "
+            "c = validate_config({'stylize': {'methods': ['gamma']}, 'methods': {'gamma': {'strength': 0.5}}}); "
+            "m = REGISTRY['gamma'](REGISTRY['gamma'].parse(c['methods']['gamma']), torch.device('cpu')); "
+            "x = torch.rand(1, 3, 8, 8) * 0.5; s = torch.rand(1, 3, 4, 4) * 0.2 + 0.7; "
+            "y = m(x, m.prepare_style(s, 's')); print(y.shape == x.shape, float(y.mean()) > float(x.mean()))")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"]
