@@ -1,6 +1,9 @@
 """Ingest on a hostile corpus the test generates; every file is accounted for."""
 
 import io
+import os
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,10 +51,31 @@ def hostile(tmp_path):
     (root / "sub dir").mkdir()
     save(good, root / "sub dir" / "ünïcödé name.jpg")
     save(good, root / "other" / "ünïcödé name.jpg")  # same stem, other folder
+    # entries that are not regular files: each must be accounted, none opened
+    (root / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "outside").mkdir()
+    save(good, tmp_path / "outside" / "x.jpg")
+    (root / "link_to_folder").symlink_to(tmp_path / "outside")  # not followed out of the collection
+    save(good, tmp_path / "target.jpg")
+    (root / "link_to_photo.jpg").symlink_to(tmp_path / "target.jpg")  # a link to a photo is a photo
+    os.mkfifo(root / "pipe.jpg")  # opening it would block the job for ever
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "sock.jpg"))
+    sock.close()
+    save(good, root / "locked.jpg")
+    (root / "locked.jpg").chmod(0)
     return root
 
 
-def test_every_input_accepted_or_rejected_with_reason(hostile, tmp_path):
+def test_every_input_accepted_or_rejected_with_reason(hostile, tmp_path, monkeypatch):
+    real_read = Path.read_bytes
+
+    def read_bytes(self):  # root reads anything: refuse the locked file as a normal user's run would
+        if self.name == "locked.jpg":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     lists = tmp_path / "lists"
     shards = sync_listings(hostile, lists, 3)
     tables = []
@@ -62,11 +86,20 @@ def test_every_input_accepted_or_rejected_with_reason(hostile, tmp_path):
     n_ok, n_bad = collect_manifest(tables, tmp_path / "manifest.csv", tmp_path / "rejected.csv")
     manifest = read_csv_dicts(tmp_path / "manifest.csv")
     rejected = read_csv_dicts(tmp_path / "rejected.csv")
-    all_files = sorted(str(p.relative_to(hostile)) for p in hostile.rglob("*") if p.is_file())
+    all_files = sorted(str(p.relative_to(hostile)) for p in hostile.rglob("*") if p.is_symlink() or not p.is_dir())
     accounted = sorted([r["relpath"] for r in manifest] + [r["relpath"] for r in rejected])
     assert accounted == all_files  # each input exactly once
+    assert {"dangling.jpg", "link_to_folder", "pipe.jpg", "sock.jpg", "locked.jpg"} <= set(all_files)
     reasons = {r["relpath"]: r["reason"] for r in rejected}
-    assert set(reasons) == {"truncated.jpg", "empty.jpg", "notes.jpg", "one_pixel.png", "bomb.png"}
+    assert set(reasons) == {"truncated.jpg", "empty.jpg", "notes.jpg", "one_pixel.png", "bomb.png", "dangling.jpg",
+                            "link_to_folder", "pipe.jpg", "sock.jpg", "locked.jpg"}
+    assert "broken symbolic link" in reasons["dangling.jpg"]
+    assert "link to a folder" in reasons["link_to_folder"]
+    assert "FIFO" in reasons["pipe.jpg"] and "never opened" in reasons["pipe.jpg"]
+    assert "socket" in reasons["sock.jpg"]
+    assert "Permission denied" in reasons["locked.jpg"]
+    assert "outside" not in "".join(all_files)  # nothing was read through the folder link
+    assert "link_to_photo.jpg" in {r["relpath"] for r in manifest}
     assert "truncated" in reasons["truncated.jpg"]
     assert "empty" in reasons["empty.jpg"]
     assert "not an image" in reasons["notes.jpg"]

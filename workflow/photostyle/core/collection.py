@@ -84,7 +84,10 @@ def assign_shards(relpaths, shard_size: int) -> dict[str, list[str]]:
 
 
 def scan_collection(root: str | os.PathLike) -> list[Entry]:
-    """Every regular file below ``root`` (symlinked files included), sorted by path."""
+    """Every entry below ``root`` that is not a folder, sorted by path: regular files, links
+    (to files, to folders, dangling), FIFOs, sockets, devices, files we may not read. Nothing is
+    dropped here: ingest accepts or rejects each with a reason. Real folders are walked; links to
+    folders are not followed (they could leave the collection or loop)."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -92,21 +95,51 @@ def scan_collection(root: str | os.PathLike) -> list[Entry]:
     stack = [(str(root), "")]  # (folder, its path relative to root with a trailing "/")
     while stack:
         folder, prefix = stack.pop()
-        with os.scandir(folder) as it:
-            for de in it:
-                try:
-                    if de.is_dir(follow_symlinks=False):
-                        stack.append((de.path, f"{prefix}{de.name}/"))
-                        continue
-                    if not de.is_file(follow_symlinks=True):
-                        continue
-                    st = de.stat(follow_symlinks=True)
-                    size, mtime = st.st_size, st.st_mtime_ns
-                except OSError:
-                    size = mtime = -1  # broken link or vanished file: ingest will report it
-                entries.append(Entry(_norm(prefix + de.name), size, mtime))
+        try:
+            listing = list(os.scandir(folder))
+        except OSError:  # an unreadable folder: listed as one entry, so ingest reports it
+            entries.append(Entry(_norm(prefix.rstrip("/") or "."), -1, -1))
+            continue
+        for de in listing:
+            try:
+                if de.is_dir(follow_symlinks=False):
+                    stack.append((de.path, f"{prefix}{de.name}/"))
+                    continue
+                st = de.stat(follow_symlinks=True)
+                size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                size = mtime = -1  # dangling link or vanished file: ingest will report it
+            entries.append(Entry(_norm(prefix + de.name), size, mtime))
     entries.sort(key=lambda e: e.relpath)
     return entries
+
+
+def not_a_photo_file(path: Path) -> str | None:
+    """Why ``path`` must not be opened as a photo (a dangling link, a link to a folder, a FIFO,
+    a socket, a device, a folder we may not list), or None for a regular file (or a link to one)."""
+    import stat
+
+    try:
+        lst = os.lstat(path)
+    except OSError as exc:
+        return f"vanished: {exc.strerror or exc}"
+    if stat.S_ISLNK(lst.st_mode):
+        target = os.readlink(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return f"broken symbolic link (its target {target!r} does not exist)"
+        if stat.S_ISDIR(st.st_mode):
+            return f"symbolic link to a folder ({target!r}): links to folders are not followed"
+        mode = st.st_mode
+    else:
+        mode = lst.st_mode
+    kinds = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISDIR: "a folder that cannot be listed"}
+    for test, what in kinds.items():
+        if test(mode):
+            return f"not a regular file: {what}; never opened"
+    return None
 
 
 def listing_text(entries) -> str:

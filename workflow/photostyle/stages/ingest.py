@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from photostyle.core.collection import photo_id, read_listing
+from photostyle.core.collection import not_a_photo_file, photo_id, read_listing
 from photostyle.core.io import read_csv_dicts, write_csv_atomic
 from photostyle.core.photo import PhotoLimits, PhotoRejected, load_photo
 from photostyle.core.progress import Progress
@@ -27,6 +27,9 @@ REJECTED_COLUMNS = ("kind", "path", "relpath", "reason", "shard")
 def ingest_entry(root: Path, relpath: str, kind: str, shard: str, limits: PhotoLimits) -> dict:
     path = root / relpath
     row = {"id": photo_id(relpath), "kind": kind, "shard": shard, "path": str(path), "relpath": relpath}
+    why = not_a_photo_file(path)
+    if why is not None:  # checked before any open: a FIFO would block, a link could leave the root
+        return {**row, "status": "rejected", "reason": why}
     t0 = time.perf_counter()
     try:
         _, info = load_photo(path, limits)
