@@ -1,3 +1,5 @@
+import os
+import stat
 import time
 
 import numpy as np
@@ -43,3 +45,17 @@ def test_png_is_deterministic_and_carries_provenance(tmp_path):
     write_png_atomic(b, img, {"photostyle:weights": "random, seed 3"})
     assert a.read_bytes() == b.read_bytes()
     assert read_png_text(a)["photostyle:weights"] == "random, seed 3"
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_outputs_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_png_atomic(tmp_path / "a.png", np.zeros((2, 2, 3), np.uint8))
+        write_if_changed(tmp_path / "b.csv", "x\n")
+        with atomic_path(tmp_path / "c.bin") as tmp:
+            tmp.write_bytes(b"1")
+    finally:
+        os.umask(old)
+    for name in ("a.png", "b.csv", "c.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
