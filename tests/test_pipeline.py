@@ -36,7 +36,11 @@ def pipeline(tmp_path_factory):
     }
     cfg_path = tmp / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    run_snakemake(tmp, cfg_path, "--cores", "2")
+    # Snakemake called by its interpreter without the venv on PATH (as `/path/to/venv/bin/snakemake`
+    # without activating it): jobs must not look the package's CLI up on PATH
+    bare = "/usr/bin:/bin"
+    assert shutil.which("photostyle", path=bare) is None
+    run_snakemake(tmp, cfg_path, "--cores", "2", env={"PATH": bare})
     return tmp, cfg_path, cfg
 
 
