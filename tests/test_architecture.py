@@ -166,3 +166,29 @@ def test_the_documented_way_to_add_a_method_works(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_snakemake_lint_reports_nothing():
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and "Congratulations, your workflow is in a good condition" in out.stdout + out.stderr, \
+        (out.stdout + out.stderr)[-3000:]
+
+
+def test_every_rule_that_runs_code_names_the_conda_env_and_it_lists_our_dependencies():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    import yaml
+
+    for f in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        rules = re.split(r"\nrule ", "\n" + f.read_text())[1:]
+        for body in rules:
+            if "shell:" in body:
+                assert "conda:\n        CONDA_ENV" in body, f"{f.name}: rule {body.split(':')[0]} has no conda env"
+    env = yaml.safe_load((REPO / "envs" / "photostyle.yaml").read_text())
+    listed = {re.split(r"[<>=\[ ]", d if isinstance(d, str) else "", 1)[0].lower() for d in env["dependencies"]}
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed |= {re.split(r"[<>=\[ ]", d, 1)[0].lower() for d in pip}
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    missing = {re.split(r"[<>=\[ ]", d, 1)[0].lower() for d in deps} - listed
+    assert not missing, missing
+    assert "-e .." in pip  # the package itself, from the repository the env file sits in

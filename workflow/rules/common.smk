@@ -3,6 +3,7 @@
 # (photostyle.stages.<stage>.settings); code versions are derived from their import closures;
 # methods and trained models come from the method registry's declarations. No rule or
 # function here names a method.
+import os
 import sys
 from pathlib import Path
 
@@ -40,19 +41,21 @@ LISTS = f"{RESULTS}/ingest/lists"
 TRAIN = f"{RESULTS}/train"
 
 
-def _cli():
-    """How jobs call the package: the interpreter that runs this workflow (no PATH lookup, so
-    `/path/to/venv/bin/snakemake` works without activating the venv); under `--sdm conda` the
-    environment's own python, which has the package (envs/photostyle.yaml)."""
+def _python():
+    """The interpreter jobs run `python -m photostyle` with: the one that runs this workflow (no
+    PATH lookup, so `/path/to/venv/bin/snakemake` works without activating the venv); under
+    `--sdm conda` the environment's own python, which has the package (envs/photostyle.yaml).
+    Passed to jobs in the environment variable PHOTOSTYLE_PYTHON, not in params: where the
+    interpreter lives is not provenance, and moving a venv must not rerun anything."""
     from snakemake.settings.types import DeploymentMethod
 
     dep = getattr(workflow, "deployment_settings", None)
     if dep is not None and DeploymentMethod.CONDA in dep.deployment_method:
-        return "python -m photostyle"
-    return f"{Path(sys.executable).as_posix()} -m photostyle"
+        return "python"
+    return sys.executable
 
 
-PHOTOSTYLE = _cli()
+os.environ.update(PHOTOSTYLE_PYTHON=_python())  # jobs inherit it (on a cluster node, the job's snakemake sets it)
 CONDA_ENV = "../../envs/photostyle.yaml"
 
 for _key in ("content_dir", "style_dir"):  # a mistyped folder must not look like an empty collection

@@ -15,7 +15,7 @@ rule ingest:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} ingest --listing {input.listing:q} --root {params.root:q} --kind {wildcards.kind}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle ingest --listing {input.listing:q} --root {params.root:q} --kind {wildcards.kind}"
         " --shard {wildcards.part} --settings {params.settings:q} --out {output:q} 2> {log:q}"
 
 
@@ -33,4 +33,4 @@ rule manifest:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"

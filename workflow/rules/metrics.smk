@@ -18,7 +18,7 @@ rule metrics:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
         " --style-tables {input.styles:q} --indexes {input.indexes:q} --segment-indexes {input.segments:q}"
         " 2> {log:q}"
 
@@ -37,4 +37,4 @@ rule aggregate_metrics:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} aggregate --per-image {output.per_image:q} --summary {output.summary:q} {input:q} 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle aggregate --per-image {output.per_image:q} --summary {output.summary:q} {input:q} 2> {log:q}"

@@ -8,7 +8,7 @@ rule refine:
     params:
         settings=lambda wildcards: stage_settings("refine", wildcards.method),
         code=stage_code("stages.refine"),
-        out_root=f"{RESULTS}/refined",
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/refined
     resources:
         gpu=1,
     log:
@@ -18,6 +18,6 @@ rule refine:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
         " --settings {params.settings:q} --out-root {params.out_root:q} --index {output:q}"
         " --code-version {params.code:q} 2> {log:q}"

@@ -15,7 +15,7 @@ rule report_grid:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} grid --style {wildcards.style} --manifest {input.manifest:q} --style-table {input.style:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle grid --style {wildcards.style} --manifest {input.manifest:q} --style-table {input.style:q}"
         " --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
 
 
@@ -34,7 +34,7 @@ rule report_plots:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle plots --per-image {input.per_image:q} --scatter {output.scatter:q}"
         " --runtimes {output.runtimes:q} $(find {params.benchmarks:q} -name '*.tsv' | sort) 2> {log:q}"
 
 
@@ -54,5 +54,5 @@ rule report_losses:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
         " --training-logs {input.training:q} 2> {log:q}"

@@ -7,7 +7,7 @@ rule segment:
     params:
         settings=stage_settings("segment"),
         code=stage_code("stages.segment"),
-        out_root=f"{RESULTS}/segment",
+        out_root=lambda wildcards, output: Path(output[0]).parents[3].as_posix(),  # results/segment
     resources:
         gpu=1,
     log:
@@ -17,7 +17,7 @@ rule segment:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
         " --out-root {params.out_root:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
 
 
@@ -36,4 +36,4 @@ rule report_segmentation:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"

@@ -11,7 +11,7 @@ rule stylize:
     params:
         settings=lambda wildcards: stage_settings("stylize", wildcards.method),
         code=stylize_code,
-        out_root=f"{RESULTS}/stylized",
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/stylized
         train_root=TRAIN,
     resources:
         gpu=1,
@@ -22,7 +22,7 @@ rule stylize:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
         " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
         " --train-root {params.train_root:q} 2> {log:q}"

@@ -21,6 +21,6 @@ rule train_model:
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} train --trainer {wildcards.trainer} --key {wildcards.key:q} {params.args}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle train --trainer {wildcards.trainer} --key {wildcards.key:q} {params.args}"
         " --listing {input.listing:q} --root {params.root:q} --settings {params.settings:q}"
         " --model {output.model:q} --losses {output.losses:q} --code-version {params.code:q} 2> {log:q}"

@@ -13,9 +13,11 @@ rule fetch_weights:
     internet (a cluster's login node), so compute nodes can run offline."""
     output:
         f"{config['weights']['dir']}/SHA256SUMS",
+    params:
+        weights_dir=lambda wildcards, output: Path(output[0]).parent.as_posix(),
     log:
         f"{RESULTS}/logs/fetch_weights/fetch.log",
     conda:
         CONDA_ENV
     shell:
-        "{PHOTOSTYLE} fetch-weights --weights-dir {config[weights][dir]:q} all 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle fetch-weights --weights-dir {params.weights_dir:q} all 2> {log:q}"
