@@ -20,3 +20,9 @@ rule all:
     input:
         final_targets(),
     default_target: True
+
+
+onsuccess:
+    # one line at the end of every run that produced the metrics: ok / with warnings / failed / skipped
+    if Path(f"{RESULTS}/metrics/per_image.csv").exists():
+        print(metrics_stage.run_summary(f"{RESULTS}/metrics/per_image.csv", f"{RESULTS}/metrics/issues.csv"))

@@ -40,7 +40,8 @@ def pipeline(tmp_path_factory):
     # without activating it): jobs must not look the package's CLI up on PATH
     bare = "/usr/bin:/bin"
     assert shutil.which("photostyle", path=bare) is None
-    run_snakemake(tmp, cfg_path, "--cores", "2", env={"PATH": bare})
+    proc = run_snakemake(tmp, cfg_path, "--cores", "2", env={"PATH": bare})
+    (tmp / "run.log").write_text(proc.stdout + proc.stderr)
     return tmp, cfg_path, cfg
 
 
@@ -64,6 +65,23 @@ def test_every_input_accounted_for(pipeline):
     assert [(r["relpath"], r["kind"]) for r in rejected] == [("broken.jpg", "content")]
     assert "not an image" in rejected[0]["reason"]
     assert len({r["shard"] for r in manifest if r["kind"] == "content"}) == 2
+
+
+def test_results_land_where_the_readme_says_and_the_run_ends_with_a_summary(pipeline):
+    tmp, _, _ = pipeline
+    res = tmp / "results"
+    seg = [r for p in (res / "segment").glob("*/_index/*.csv") for r in read_csv_dicts(p)]
+    assert seg and all(r["labels"].startswith(f"results/segment/{r['kind']}/") for r in seg)
+    assert all(r["overlay"].startswith("results/segment/overlay/") and (tmp / r["labels"]).exists() for r in seg)
+    assert sorted(p.name for p in res.iterdir() if p.is_dir()) == [
+        "benchmarks", "ingest", "logs", "metrics", "refined", "report", "segment", "stylized"]
+    # 3 photos x 2 styles x 2 methods x {raw, refined}, all fine: one line says so at the end
+    assert "photostyle: 24 outputs ok (0 with warnings), 0 failed, 0 skipped" in (tmp / "run.log").read_text()
+    assert read_csv_dicts(res / "metrics" / "issues.csv") == []
+    # CPU-heavy rules declare threads and the jobs use them (--cores 2 here): recorded in every output
+    devices = {r["device"] for r in read_csv_dicts(res / "metrics" / "per_image.csv")}
+    assert devices == {"cpu (2 threads)"}, devices
+    assert all("cpu (2 threads)" in r["device"] for r in seg)
 
 
 def test_metrics_tables_cover_every_output(pipeline):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from photostyle.core.photo import PhotoLimits
@@ -67,7 +68,7 @@ def cmd_metrics(a):
 def cmd_aggregate(a):
     from photostyle.stages.metrics import aggregate
 
-    aggregate(a.tables, a.per_image, a.summary)
+    aggregate(a.tables, a.per_image, a.summary, a.issues)
 
 
 def cmd_grid(a):
@@ -119,6 +120,8 @@ def cmd_weights_status(a):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="photostyle", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch and the Numba kernels (the rule's threads; 0: their defaults)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("ingest", help="validate the files of one shard listing")
@@ -171,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("aggregate", help="per_image.csv and summary.csv from shard metrics")
     s.add_argument("--per-image", required=True)
     s.add_argument("--summary", required=True)
+    s.add_argument("--issues", default=None, help="failed, skipped and degraded outputs")
     s.add_argument("tables", nargs="*")
     s.set_defaults(fn=cmd_aggregate)
 
@@ -213,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads > 0:  # applied by each job's set-up (photostyle.core.device.apply_threads)
+        os.environ["PHOTOSTYLE_THREADS"] = str(args.threads)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args.fn(args)

@@ -11,6 +11,7 @@ rule metrics:
     params:
         settings=stage_settings("metrics"),
         code=stage_code("stages.metrics"),
+    threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/metrics/{{shard}}.log",
     benchmark:
@@ -18,7 +19,7 @@ rule metrics:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} metrics --shard-table {input.shard:q} --out {output:q} --settings {params.settings:q}"
         " --style-tables {input.styles:q} --indexes {input.indexes:q} --segment-indexes {input.segments:q}"
         " 2> {log:q}"
 
@@ -30,6 +31,7 @@ rule aggregate_metrics:
     output:
         per_image=report(f"{RESULTS}/metrics/per_image.csv", caption="../report/per_image.rst", category="Metrics"),
         summary=report(f"{RESULTS}/metrics/summary.csv", caption="../report/summary.rst", category="Metrics"),
+        issues=report(f"{RESULTS}/metrics/issues.csv", caption="../report/issues.rst", category="Metrics"),
     log:
         f"{RESULTS}/logs/aggregate_metrics/aggregate.log",
     benchmark:
@@ -37,4 +39,4 @@ rule aggregate_metrics:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle aggregate --per-image {output.per_image:q} --summary {output.summary:q} {input:q} 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle aggregate --per-image {output.per_image:q} --summary {output.summary:q} --issues {output.issues:q} {input:q} 2> {log:q}"

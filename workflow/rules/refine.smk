@@ -11,6 +11,7 @@ rule refine:
         out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/refined
     resources:
         gpu=1,
+    threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/refine/{{method}}/{{shard}}.log",
     benchmark:
@@ -18,6 +19,6 @@ rule refine:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
         " --settings {params.settings:q} --out-root {params.out_root:q} --index {output:q}"
         " --code-version {params.code:q} 2> {log:q}"

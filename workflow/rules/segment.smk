@@ -7,9 +7,10 @@ rule segment:
     params:
         settings=stage_settings("segment"),
         code=stage_code("stages.segment"),
-        out_root=lambda wildcards, output: Path(output[0]).parents[3].as_posix(),  # results/segment
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/segment
     resources:
         gpu=1,
+    threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/segment/{{kind}}/{{part}}.log",
     benchmark:
@@ -17,7 +18,7 @@ rule segment:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
         " --out-root {params.out_root:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
 
 

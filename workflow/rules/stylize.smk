@@ -15,6 +15,7 @@ rule stylize:
         train_root=TRAIN,
     resources:
         gpu=1,
+    threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/stylize/{{method}}/{{shard}}.log",
     benchmark:
@@ -22,7 +23,7 @@ rule stylize:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
         " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
         " --train-root {params.train_root:q} 2> {log:q}"

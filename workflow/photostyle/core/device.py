@@ -84,10 +84,26 @@ class JobContext:
     config_hash: str
 
 
+def apply_threads(n: int | None = None) -> int:
+    """Use ``n`` CPU threads in torch and in the Numba kernels (default: ``PHOTOSTYLE_THREADS``,
+    which the CLI sets from the rule's ``threads``); returns the number in force."""
+    n = n or int(os.environ.get("PHOTOSTYLE_THREADS", "0") or 0)
+    if n > 0:
+        torch.set_num_threads(n)
+        try:
+            import numba
+
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        except ImportError:  # pragma: no cover - numba is a dependency
+            pass
+    return torch.get_num_threads()
+
+
 def start_job(settings: dict) -> JobContext:
     from photostyle.core.schema import config_hash
     from photostyle.core.photo import PhotoLimits
 
+    apply_threads()
     make_deterministic()
     device = select_device(settings["device"])
     return JobContext(device, describe_device(device), PhotoLimits.from_settings(settings), config_hash(settings))

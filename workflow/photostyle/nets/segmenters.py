@@ -175,50 +175,84 @@ class KMeansSegmenter(Segmenter):
 
 
 class LabelSegmenter(Segmenter):
-    """User label maps: ``<labels_dir>/<photo's relative path>.png`` (extension replaced).
+    """User label maps: ``<labels_dir>/<photo's relative path>`` with the extension ``.png``
+    (or ``.jpg``/``.jpeg`` for colour-coded masks saved as JPEG).
 
-    Mode L or P: pixel values are group indices; mode RGB: colours must be group colours of
-    ``PALETTE``. A map of the photo's original size is resized (nearest) when ingest capped the
-    photo's megapixels; any other size mismatch, and unknown values or colours, are errors.
+    ``labels_format`` (``auto`` tells them apart per file):
+
+    * ``groups``: mode L or P, pixel values are group indices; or RGB, every colour a group colour
+      of ``PALETTE`` exactly;
+    * ``dpst``: colour-coded masks as in Deep Photo Style Transfer, FastPhotoStyle and WCT2 (blue,
+      green, black, white, red, yellow, grey, light blue, purple; within 0.1 per channel, so
+      JPEG masks work); content and style regions then match by equal colour
+      (``label_space`` ``colours``).
+
+    A map of the photo's original size is resized (nearest) when ingest capped the photo's
+    megapixels; any other size mismatch, and unknown values or colours, are errors.
     """
 
     name = "labels"
+    EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-    def __init__(self, labels_dir: str | Path, table: GroupTable):
-        self.dir, self.table = Path(labels_dir), table
-        self.provenance = f"user labels in {labels_dir}"
+    def __init__(self, labels_dir: str | Path, table: GroupTable, labels_format: str = "auto"):
+        self.dir, self.table, self.format = Path(labels_dir), table, labels_format
+        self.provenance = f"user labels in {labels_dir} ({labels_format})"
+        self.spaces: dict[str, str] = {}  # photo id -> "groups" or "colours", as read
 
     def path_for(self, relpath: str) -> Path:
-        return self.dir / Path(relpath).with_suffix(".png")
+        base = self.dir / Path(relpath)
+        found = [base.with_suffix(ext) for ext in self.EXTENSIONS if base.with_suffix(ext).exists()]
+        return found[0] if found else base.with_suffix(".png")
+
+    def _groups(self, im, path) -> np.ndarray:
+        n = len(self.table.groups)
+        if im.mode in ("L", "P", "I", "I;16"):
+            arr = np.asarray(im).astype(np.int64)
+            bad = np.unique(arr[arr >= n])
+            if len(bad):
+                raise PhotoRejected(f"label map {path}: unknown label values {bad[:8].tolist()} "
+                                    f"(allowed 0..{n - 1}: {', '.join(self.table.groups)})")
+            return arr
+        rgb = np.asarray(im.convert("RGB")).astype(np.int64)
+        key = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+        lut = {r << 16 | g << 8 | b: i for i, (r, g, b) in enumerate(PALETTE[:n])}
+        unknown = sorted(set(np.unique(key).tolist()) - set(lut))
+        if unknown:
+            cols = [f"#{u:06x}" for u in unknown[:8]]
+            raise PhotoRejected(f"label map {path}: unknown colours {cols}; group colours: " + ", ".join(
+                f"{g}=#{r:02x}{gg:02x}{b:02x}" for g, (r, gg, b) in zip(self.table.groups, PALETTE))
+                + "; for colour-coded masks (DPST) set segmentation.labels_format: dpst")
+        return np.vectorize(lut.get)(key)
+
+    def _read(self, path: Path) -> tuple[np.ndarray, str]:
+        from photostyle.ops.regions import UnknownMaskColours, colour_mask_labels
+
+        with Image.open(path) as im:
+            im.load()
+        if self.format == "groups" or (self.format == "auto" and im.mode in ("L", "P", "I", "I;16")):
+            return self._groups(im, path), "groups"
+        if self.format == "auto":
+            try:
+                return self._groups(im, path), "groups"
+            except PhotoRejected:
+                pass  # not group colours: try the colour-coded format
+        try:
+            return colour_mask_labels(np.asarray(im.convert("RGB"))), "colours"
+        except UnknownMaskColours as exc:
+            raise PhotoRejected(f"label map {path}: {exc}") from None
 
     def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
         path = self.path_for(row["relpath"])
         if not path.exists():
-            raise PhotoRejected(f"no label map at {path}")
-        with Image.open(path) as im:
-            n = len(self.table.groups)
-            if im.mode in ("L", "P", "I", "I;16"):
-                arr = np.asarray(im if im.mode != "P" else im.convert("P")).astype(np.int64)
-                bad = np.unique(arr[arr >= n])
-                if len(bad):
-                    raise PhotoRejected(f"label map {path}: unknown label values {bad[:8].tolist()} "
-                                        f"(allowed 0..{n - 1}: {', '.join(self.table.groups)})")
-            else:
-                rgb = np.asarray(im.convert("RGB")).astype(np.int64)
-                key = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
-                lut = {r << 16 | g << 8 | b: i for i, (r, g, b) in enumerate(PALETTE[:n])}
-                unknown = sorted(set(np.unique(key).tolist()) - set(lut))
-                if unknown:
-                    cols = [f"#{u:06x}" for u in unknown[:8]]
-                    raise PhotoRejected(f"label map {path}: unknown colours {cols}; group colours: " + ", ".join(
-                        f"{g}=#{r:02x}{gg:02x}{b:02x}" for g, (r, gg, b) in zip(self.table.groups, PALETTE)))
-                arr = np.vectorize(lut.get)(key)
+            raise PhotoRejected(f"no label map at {path} (nor with .jpg/.jpeg)")
+        arr, space = self._read(path)
         h, w = image.shape[:2]
         if arr.shape != (h, w):
             orig = (int(row.get("orig_height") or 0), int(row.get("orig_width") or 0))
             if arr.shape != orig:
                 raise PhotoRejected(f"label map {path} is {arr.shape[1]}x{arr.shape[0]}, photo is {w}x{h}")
             arr = np.asarray(Image.fromarray(arr.astype(np.uint8)).resize((w, h), Image.Resampling.NEAREST))
+        self.spaces[row.get("id", "")] = space
         return arr.astype(np.uint8)
 
 
@@ -237,7 +271,7 @@ def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmente
     if model == "labels":
         if not cfg.get("labels_dir"):
             raise ValueError("segmentation.model: labels needs segmentation.labels_dir")
-        return LabelSegmenter(cfg["labels_dir"], table)
+        return LabelSegmenter(cfg["labels_dir"], table, cfg.get("labels_format", "auto"))
     wname = f"segformer-{cfg['segformer_variant']}-ade20k" if model == "segformer-ade20k" else "deeplabv3-resnet101-coco"
     resolved = resolve(wname, weights_cfg["mode"], weights_cfg["dir"], seed, weights_cfg["download"])
     if resolved.is_random and weights_cfg["mode"] == "auto":

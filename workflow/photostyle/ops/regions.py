@@ -13,6 +13,8 @@ Matching rules (documented in config/README.md):
   passes the checks); else from the whole style photo (``*``).
 * Before matching, regions under ``min_area`` (a fraction of the photo) merge into the first
   related group present in the same photo, else into the photo's largest region.
+* Colour-coded masks (DPST's format, ``label_space`` ``colours``): regions match by equal colour;
+  a colour the style photo lacks is styled from the whole style photo.
 * k-means clusters carry no meaning: clusters are matched by luminance rank (the content's
   darkest cluster takes the style's darkest, and so on; with different counts, by relative
   rank), which keeps the tonal order of the photo.
@@ -70,6 +72,50 @@ def load_groups(path: str) -> GroupTable:
     if bad:
         raise ValueError(f"{path}: unknown groups {sorted(bad)}; declared groups: {list(groups)}")
     return GroupTable(groups, related, {s: dict(d.get(s, {})) for s in ("ade20k", "voc")})
+
+
+# Colour-coded masks of the research datasets (Deep Photo Style Transfer's 60 pairs,
+# FastPhotoStyle's manual masks, WCT2's examples): nine colours, content and style regions
+# matched by equal colour. DPST reads a pixel as a colour when every channel is within 0.1 of
+# it (on [0, 1]); we do the same, so JPEG-compressed masks work.
+MASK_COLOURS = {
+    "blue": (0, 0, 255), "green": (0, 255, 0), "black": (0, 0, 0), "white": (255, 255, 255),
+    "red": (255, 0, 0), "yellow": (255, 255, 0), "grey": (128, 128, 128), "lightblue": (0, 255, 255),
+    "purple": (255, 0, 255),
+}
+COLOUR_TABLE = GroupTable(tuple(MASK_COLOURS), {c: () for c in MASK_COLOURS}, {})  # no colour is related to another
+
+
+class UnknownMaskColours(ValueError):
+    """A colour-coded mask has too many pixels far from every mask colour."""
+
+
+def colour_mask_labels(rgb: np.ndarray, tolerance: float = 0.1, max_unmatched: float = 0.01,
+                       edge_px: int = 8) -> np.ndarray:
+    """``(H, W, 3)`` uint8 colour-coded mask -> ``(H, W)`` uint8 ids into :data:`MASK_COLOURS`.
+
+    A pixel takes the colour whose every channel is within ``tolerance`` (fraction of 255, as
+    DPST does). Pixels near no colour take the nearest one when they lie within ``edge_px`` of a
+    region border (anti-aliasing, JPEG ringing: chroma blocks are up to 16 px); if more than
+    ``max_unmatched`` of the mask is off-colour away from borders, the mask uses colours that
+    are not mask colours, and :class:`UnknownMaskColours` names them."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    ref = np.array(list(MASK_COLOURS.values()), np.int16)  # (9, 3)
+    dist = np.abs(rgb.astype(np.int16)[..., None, :] - ref).max(-1)  # (H, W, 9): largest channel difference
+    labels = dist.argmin(-1).astype(np.uint8)
+    far = dist.min(-1) > tolerance * 255
+    if far.any():
+        size = 2 * edge_px + 1
+        border = maximum_filter(labels, size, mode="nearest") != minimum_filter(labels, size, mode="nearest")
+        stray = far & ~border
+        if stray.mean() > max_unmatched:
+            cols, counts = np.unique(rgb[stray].reshape(-1, 3), axis=0, return_counts=True)
+            top = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in cols[np.argsort(-counts)][:6]]
+            raise UnknownMaskColours(
+                f"{stray.mean():.1%} of the pixels are no mask colour (e.g. {', '.join(top)}); colour-coded masks "
+                f"use {', '.join(f'{n}=#{r:02x}{g:02x}{b:02x}' for n, (r, g, b) in MASK_COLOURS.items())}")
+    return labels
 
 
 def merge_small_regions(labels: np.ndarray, table: GroupTable | None, min_area: float) -> np.ndarray:
@@ -227,6 +273,14 @@ class RegionSource:
             self._content = (pid, self._read(row["labels"]))
         return self._content[1]
 
+    def missing(self, pid: str, sid: str) -> str | None:
+        """Why a label map of the pair is missing (the segment stage's error), or None."""
+        for kind, i in (("content", pid), ("style", sid)):
+            row = self.rows.get((kind, i))
+            if row is None or row["status"] != "ok":
+                return f"{kind} label map missing: {row['error'] if row else 'not segmented'}"
+        return None
+
     def usable(self, pid: str, sid: str) -> str | None:
         """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
         if self.labels("content", pid) is None or self.labels("style", sid) is None:
@@ -244,8 +298,11 @@ class RegionSource:
     def matches(self, pid: str, sid: str, content_img, style_img) -> tuple[list[Match], GroupTable | None]:
         """How the pair's regions are matched (images are needed for k-means clusters only)."""
         c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
-        if self.rows[("content", pid)]["label_space"] == "clusters":
+        space = self.rows[("content", pid)]["label_space"]
+        if space == "clusters":
             return match_clusters(content_img, c, style_img, s), None
+        if space == "colours":  # colour-coded masks: equal colour, else the whole style photo
+            return match_groups(c, s, COLOUR_TABLE, self.seg["min_pixels"], self.seg["max_area_ratio"]), COLOUR_TABLE
         return match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"]), self.table
 
     def masks(self, pid: str, sid: str, content_img, style_img, device):

@@ -10,7 +10,7 @@ from photostyle.core.io import file_digest, read_csv_dicts, resolve_repo_path
 
 # the index of an image stage (stylize, refine): one row per photo x style
 INDEX_COLUMNS = (
-    "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error", "regions",
+    "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error", "warning", "regions",
     "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
 LIMIT_KEYS = ("max_megapixels", "min_side", "max_decode_megapixels")
@@ -40,7 +40,14 @@ def groups_digest(path: str) -> str:
 def matching_settings(config: dict, keys=MATCH_KEYS) -> dict:
     """How content and style regions are matched (and blended): stylize and metrics."""
     seg = config["segmentation"]
-    return {k: seg[k] for k in keys} | {"groups_digest": groups_digest(seg["groups_file"])}
+    return {k: seg[k] for k in keys} | {"groups_digest": groups_digest(seg["groups_file"]),
+                                        "on_error": on_segmentation_error(seg)}
+
+
+def on_segmentation_error(config_seg: dict) -> str:
+    """``fail`` or ``global``: what happens to a region-aware output whose label map is missing."""
+    mode = config_seg.get("on_error", "auto")
+    return mode if mode != "auto" else ("fail" if config_seg.get("model") == "labels" else "global")
 
 
 def read_styles(style_tables) -> list[dict]:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content", "colour_dist_regions", "style_dist")
 PER_IMAGE_COLUMNS = (
-    "photo_id", "style", "method", "variant", "shard", "status", "error", *METRIC_COLUMNS,
+    "photo_id", "style", "method", "variant", "shard", "status", "error", "warning", *METRIC_COLUMNS,
     "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "style_dist_weights", "regions",
     "config_hash", "code_version", "output",
 )
@@ -30,7 +30,7 @@ PER_IMAGE_COLUMNS = (
 
 def settings(config: dict) -> dict:
     s = {"metrics": config["metrics"], **job_settings(config)}
-    if config["metrics"]["style_distance"]:
+    if config["metrics"]["style_distance"] is not False:  # auto and true depend on the weights
         s["weights"] = config["weights"]
     if segmentation_on(config):
         s["segmentation"] = matching_settings(config, ("enabled", "groups_file", "min_pixels", "max_area_ratio"))
@@ -94,7 +94,9 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
         vals["colour_dist_regions"] = region_colour_distance(
             out_img, content, style_img[e["style"]], e["photo_id"], e["style"], regions, dirs, n_sample,
             derive_seed(seed, "regions"), region_cache)
-        if gram is not None:
+        if isinstance(gram, str):  # why it is not computed
+            vals["style_dist_weights"] = gram
+        elif gram is not None:
             vals.update(style_dist=gram.distance(out_img, gram.style_grams[e["style"]]),
                         style_dist_weights=gram.provenance)
         return {**vals, "colour_dist_content": current["baseline"][e["style"]]}
@@ -106,15 +108,26 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
 
 
 def _gram_distance(settings: dict, style_img: dict):
-    """The VGG-19 Gram distance with every style's Gram matrices, or None when it is off."""
+    """The VGG-19 Gram distance with every style's Gram matrices; None when it is off; a note
+    saying why when ``auto`` finds no pretrained weights (random weights measure nothing)."""
     m = settings["metrics"]
-    if not m.get("style_distance"):
+    if m.get("style_distance") is False:
         return None
     import torch
 
-    from photostyle.core.device import select_device
+    if m.get("style_distance") == "auto":
+        from photostyle.core.weights import resolve
+
+        w = settings["weights"]
+        if resolve("vgg19-imagenet", w["mode"], w["dir"], settings["seed"], w["download"]).is_random:
+            log.warning("style distance not computed: no pretrained VGG-19 weights")
+            return ("not computed: no pretrained VGG-19 (random weights measure nothing; "
+                    "metrics.style_distance: true computes it anyway)")
+
+    from photostyle.core.device import apply_threads, select_device
     from photostyle.nets.style_distance import GramDistance
 
+    apply_threads()
     torch.set_grad_enabled(False)
     gram = GramDistance(settings["weights"], settings["seed"], m["style_short_side"], select_device(settings["device"]))
     gram.style_grams = {sid: gram.grams(img) for sid, img in style_img.items() if img is not None}
@@ -137,13 +150,44 @@ def summarise(per_image):
     counts = per_image.groupby(keys, sort=True)["status"].agg(
         n_ok=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s == "failed").sum()),
         n_skipped=lambda s: int((s == "skipped").sum()))
+    if "warning" in per_image:
+        counts = counts.join(per_image.groupby(keys, sort=True)["warning"].agg(
+            n_warnings=lambda s: int(s.fillna("").astype(str).str.len().gt(0).sum())))
     prov_cols = [c for c in ("weights", "style_dist_weights", "device", "code_version") if c in per_image]
     prov = per_image.groupby(keys, sort=True)[prov_cols].agg(
         lambda s: ";".join(sorted(set(map(str, s.dropna())))))
     return counts.join(out, how="left").join(prov).reset_index()
 
 
-def aggregate(shard_files, per_image_out, summary_out):
+ISSUE_COLUMNS = ("photo_id", "style", "method", "variant", "status", "error", "warning", "output")
+
+
+def issues(per_image) -> list[dict]:
+    """The outputs that are not plainly fine: failed, skipped, or made with a warning
+    (e.g. stylised globally because a label map is missing)."""
+    rows = per_image.fillna("").to_dict("records")
+    return [r for r in rows if r.get("status") != "ok" or str(r.get("warning", ""))]
+
+
+def summary_line(per_image) -> str:
+    """One line for the end of the run: outputs ok (with warnings), failed, skipped."""
+    s = per_image["status"] if len(per_image) else per_image.get("status", [])
+    n_warn = int(per_image["warning"].fillna("").astype(str).str.len().gt(0).sum()) if "warning" in per_image else 0
+    return (f"photostyle: {int((s == 'ok').sum())} outputs ok ({n_warn} with warnings), "
+            f"{int((s == 'failed').sum())} failed, {int((s == 'skipped').sum())} skipped")
+
+
+def run_summary(per_image_csv, issues_csv) -> str:
+    """The end-of-run line, from the per-image table (csv module only: the Snakefile calls it)."""
+    rows = read_csv_dicts(per_image_csv)
+    n = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
+    n_warn = sum(bool(r.get("warning")) for r in rows)
+    more = f"; listed in {issues_csv}" if n["failed"] + n["skipped"] + n_warn else ""
+    return (f"photostyle: {n['ok']} outputs ok ({n_warn} with warnings), {n['failed']} failed, "
+            f"{n['skipped']} skipped{more}")
+
+
+def aggregate(shard_files, per_image_out, summary_out, issues_out=None):
     import numpy as np
     import pandas as pd
 
@@ -153,4 +197,7 @@ def aggregate(shard_files, per_image_out, summary_out):
     write_csv_atomic(per_image_out, list(per_image.columns), per_image.itertuples(index=False))
     summary = summarise(per_image.replace("", np.nan)) if len(per_image) else pd.DataFrame()
     write_csv_atomic(summary_out, list(summary.columns), summary.itertuples(index=False))
+    if issues_out is not None:
+        write_csv_atomic(issues_out, ISSUE_COLUMNS, issues(per_image))
+    log.info("%s", summary_line(per_image))
     return summary

@@ -17,7 +17,8 @@ from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
                    "weights", "areas", "segment_s", "device", "config_hash", "code_version")
 NETWORKS = ("segformer-ade20k", "deeplabv3")  # segmenters with pretrained weights
-KEYS = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "groups_file", "min_area", "kmeans")
+KEYS = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "labels_format", "groups_file",
+        "min_area", "kmeans")
 
 
 def settings(config: dict) -> dict:
@@ -36,12 +37,13 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     from photostyle.core.device import start_job
     from photostyle.core.photo import load_photo
     from photostyle.nets.segmenters import areas_text, build_segmenter, overlay, palette_png
-    from photostyle.ops.regions import load_groups, merge_small_regions
+    from photostyle.ops.regions import COLOUR_TABLE, load_groups, merge_small_regions
 
     job = start_job(settings)
     cfg = settings["segmentation"]
     segmenter = build_segmenter(cfg, settings.get("weights", {}), settings["seed"], job.device)
-    names = load_groups(cfg["groups_file"]).groups if segmenter.label_space == "groups" else None
+    groups = load_groups(cfg["groups_file"])
+    tables = {"groups": groups, "colours": COLOUR_TABLE, "clusters": None}  # label space -> names and relations
     logging.getLogger(__name__).info("segmenter %s (%s), weights %s, device %s", segmenter.name,
                                      segmenter.label_space, segmenter.provenance, job.device_desc)
     out_root, decoded = Path(out_root), {}
@@ -62,10 +64,12 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
         return decoded[r["id"]]
 
     def write(it: Item, labels) -> dict:
-        labels = merge_small_regions(labels, load_groups(cfg["groups_file"]) if names else None, cfg["min_area"])
+        space = getattr(segmenter, "spaces", {}).get(it.data["id"], segmenter.label_space)  # user maps: per file
+        table = tables[space]
+        labels = merge_small_regions(labels, table, cfg["min_area"])
         write_bytes_atomic(it.out, palette_png(labels, provenance_text(it.provenance)))
         write_bytes_atomic(it.row["overlay"], overlay(image(it.data), labels))
-        return {"areas": areas_text(labels, names)}
+        return {"areas": areas_text(labels, table.groups if table else None), "label_space": space}
 
     def segment_batch(group: list[Item]):  # a chunk through the network in one pass
         return segmenter.segment_many([image(it.data) for it in group], [it.data for it in group])
@@ -74,7 +78,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     batch = max(1, int(cfg.get("batch_size", 1)))
     chunks = ([item(r) for r in photos[i:i + batch]] for i in range(0, len(photos), batch))
     engine = ShardJob(f"segment {kind}/{Path(table_csv).stem}", index_out, SEGMENT_COLUMNS, device=job.device,
-                      time_column="segment_s", memory_column=None, keep_columns=("areas",))
+                      time_column="segment_s", memory_column=None, keep_columns=("areas", "label_space"))
     return engine.run(_clearing(chunks, decoded), lambda it: segmenter.segment(image(it.data), it.data), write,
                       precompute=lambda todo: batched(todo, lambda it: image(it.data).ndim, segment_batch),
                       key_columns=("photo_id",), total=len(photos))
