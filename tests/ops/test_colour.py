@@ -1,13 +1,29 @@
-"""Colour transfer properties: MKL matches mean and covariance; Reinhard matches mean/std."""
+"""Colour transfer properties, checked with numpy written here (not the library's helpers):
+MKL matches mean and covariance with a symmetric positive-definite map; Reinhard matches
+mean/std in the lαβ space of Reinhard et al. 2001 (their published matrices)."""
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import make_method, stylise
 from photostyle.methods import REGISTRY
-from photostyle.ops.colour import (
-    _pixels, lalphabeta_to_rgb, mean_cov, mkl_transfer, reinhard_transfer, rgb_to_lalphabeta,
-)
+from photostyle.ops.colour import _mkl_map, lalphabeta_to_rgb, mkl_transfer, reinhard_transfer, rgb_to_lalphabeta
+
+# Reinhard, Ashikhmin, Gooch, Shirley, "Color Transfer between Images", IEEE CG&A 2001:
+# eq. 4 (RGB -> LMS) and eq. 6 (log10 LMS -> l alpha beta), as printed in the paper.
+PAPER_RGB2LMS = np.array([[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]])
+PAPER_LMS2LAB = np.diag([1 / np.sqrt(3), 1 / np.sqrt(6), 1 / np.sqrt(2)]) @ np.array(
+    [[1, 1, 1], [1, 1, -2], [1, -1, 0]], dtype=float)
+
+
+def _np_pixels(img: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) -> (N, 3) float64, written with numpy."""
+    return img[0].double().numpy().reshape(3, -1).T
+
+
+def _np_lab(pix: np.ndarray) -> np.ndarray:
+    return np.log10(np.maximum(pix @ PAPER_RGB2LMS.T, 1e-4)) @ PAPER_LMS2LAB.T
 
 
 def _img(seed, h, w, lo, hi, tint=(1.0, 1.0, 1.0)):
@@ -16,26 +32,37 @@ def _img(seed, h, w, lo, hi, tint=(1.0, 1.0, 1.0)):
     return (base * torch.tensor(tint).view(1, 3, 1, 1)).clamp(0, 1)
 
 
-def test_mkl_matches_style_mean_and_covariance():
+def test_lalphabeta_uses_the_papers_matrices():
+    pix = torch.rand(500, 3, dtype=torch.float64) * 0.9 + 0.05
+    assert np.allclose(rgb_to_lalphabeta(pix).numpy(), _np_lab(pix.numpy()), atol=1e-12)
+
+
+def test_mkl_matches_style_mean_and_covariance_with_a_symmetric_positive_definite_map():
     content = _img(0, 32, 48, 0.2, 0.8)
     content[:, 1] = 0.5 * content[:, 0] + 0.5 * content[:, 1]  # correlated, not degenerate
     style = _img(1, 20, 30, 0.1, 0.5, tint=(1.2, 0.9, 0.7))
     out = mkl_transfer(content, style, eps=1e-12, clip=False)
-    mu_o, cov_o = mean_cov(_pixels(out))
-    mu_s, cov_s = mean_cov(_pixels(style))
-    assert torch.allclose(mu_o, mu_s, atol=1e-5)
-    assert torch.allclose(cov_o, cov_s, atol=1e-6, rtol=1e-3)
-    # and it is not trivially the style image
-    assert out.shape == content.shape
+    o, s, c = _np_pixels(out), _np_pixels(style), _np_pixels(content)
+    assert np.allclose(o.mean(0), s.mean(0), atol=1e-5)
+    assert np.allclose(np.cov(o.T, bias=True), np.cov(s.T, bias=True), atol=1e-6, rtol=1e-3)
+    # the Monge-Kantorovich solution is the unique symmetric positive-definite T with T Sc T = Ss
+    t = _mkl_map(*(torch.from_numpy(v) for v in (c.mean(0), np.cov(c.T, bias=True), s.mean(0),
+                                                     np.cov(s.T, bias=True))), 1e-12).numpy()
+    assert np.allclose(t, t.T, atol=1e-10) and np.linalg.eigvalsh(t).min() > 0
+    assert np.allclose(t @ np.cov(c.T, bias=True) @ t, np.cov(s.T, bias=True), atol=1e-8)
+    # and it is not trivially the style image: the output is an affine map of the content's pixels
+    fit, *_ = np.linalg.lstsq(np.c_[c, np.ones(len(c))], o, rcond=None)
+    assert np.abs(np.c_[c, np.ones(len(c))] @ fit - o).max() < 1e-6
+    assert np.corrcoef(o[:, 0], c[:, 0])[0, 1] > 0.9
 
 
 def test_reinhard_matches_mean_and_std_in_lalphabeta():
     content = _img(2, 30, 30, 0.3, 0.7)
     style = _img(3, 25, 25, 0.25, 0.6, tint=(1.0, 0.85, 0.7))
     out = reinhard_transfer(content, style, "lalphabeta", clip=False)
-    o, s = rgb_to_lalphabeta(_pixels(out)), rgb_to_lalphabeta(_pixels(style))
-    assert torch.allclose(o.mean(0), s.mean(0), atol=1e-5)
-    assert torch.allclose(o.std(0, unbiased=False), s.std(0, unbiased=False), atol=1e-5)
+    o, s = _np_lab(_np_pixels(out)), _np_lab(_np_pixels(style))
+    assert np.allclose(o.mean(0), s.mean(0), atol=1e-5)
+    assert np.allclose(o.std(0), s.std(0), atol=1e-5)
 
 
 def test_lalphabeta_round_trip():
@@ -43,10 +70,10 @@ def test_lalphabeta_round_trip():
     assert torch.allclose(lalphabeta_to_rgb(rgb_to_lalphabeta(pix)), pix, atol=1e-10)
 
 
-def test_reinhard_in_rgb_matches_per_channel_stats():
+def test_reinhard_in_rgb_matches_per_channel_mean_and_std():
     content, style = _img(4, 20, 20, 0.3, 0.6), _img(5, 20, 20, 0.4, 0.5)
-    out = reinhard_transfer(content, style, "rgb", clip=False)
-    assert torch.allclose(_pixels(out).mean(0), _pixels(style).mean(0), atol=1e-6)
+    o, s = _np_pixels(reinhard_transfer(content, style, "rgb", clip=False)), _np_pixels(style)
+    assert np.allclose(o.mean(0), s.mean(0), atol=1e-6) and np.allclose(o.std(0), s.std(0), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, m in REGISTRY.items() if m.module() == "methods.colour"))
