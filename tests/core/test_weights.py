@@ -93,3 +93,60 @@ def test_registry_lists_real_sources():
     for spec in W.REGISTRY.values():
         if spec.source == "url":
             assert spec.sha256_prefix and spec.sha256_prefix in spec.filename
+
+
+class _Payload:
+    """A pickle that runs code when loaded unsafely: it makes a folder."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def _loaders(path):
+    """Every place the package loads a torch file, called on ``path``."""
+    import torch
+
+    from photostyle.nets import fastnet, trainloop, universal
+
+    def checkpoint():  # resuming training reads the checkpoint first
+        net = torch.nn.Linear(1, 1)
+        trainloop.fit(net, lambda x: {"l": net(x).sum()}, None, {"learning_rate": 1e-3}, lambda n: None, path,
+                      path.with_suffix(".csv"), ("step",), {"config_hash": "x"}, "cpu")
+
+    return {
+        "pretrained state dict": lambda: W.load_state_dict(W.Resolved(W.WeightSpec("e", "url", "x", "e.pth"), path, "x")),
+        "trained fast network": lambda: fastnet.load_model(path, "cpu"),
+        "fast network metadata": lambda: fastnet.read_meta(path),
+        "trained decoder": lambda: universal.load_decoder(path, "cpu"),
+        "training checkpoint": checkpoint,
+    }
+
+
+@pytest.mark.parametrize("loader", ["pretrained state dict", "trained fast network", "fast network metadata",
+                                    "trained decoder", "training checkpoint"])
+def test_every_loader_refuses_code_in_a_pickle_whatever_torchs_default(loader, tmp_path, monkeypatch):
+    """Torch defaults to weights_only=True today; older versions did not. Simulate an unsafe
+    default: each loader must still ask for weights_only=True and refuse the payload."""
+    import torch
+
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"state_dict": _Payload(marker), "meta": {}}, fh)
+    calls = []
+    real_load = torch.load
+
+    def load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        kwargs.setdefault("weights_only", False)  # an old torch's unsafe default
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    with pytest.raises(pickle.UnpicklingError):
+        _loaders(path)[loader]()
+    assert calls == [True] and not marker.exists()
