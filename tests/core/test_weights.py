@@ -150,3 +150,25 @@ def test_every_loader_refuses_code_in_a_pickle_whatever_torchs_default(loader, t
     with pytest.raises(pickle.UnpicklingError):
         _loaders(path)[loader]()
     assert calls == [True] and not marker.exists()
+
+
+def test_fetch_weights_records_sha256sums_and_a_changed_file_is_refused(fake_spec, tmp_path, monkeypatch, capsys):
+    """`photostyle fetch-weights` (the login-node step) writes each file's full digest to
+    SHA256SUMS; a file that later differs from it is refused, even without a published digest."""
+    from photostyle.cli import main
+
+    spec, src, state, digest = fake_spec
+    unpublished = W.WeightSpec("tiny-test", "url", spec.url, spec.filename)  # no published digest to check
+    monkeypatch.setitem(W.REGISTRY, "tiny-test", unpublished)
+    monkeypatch.setattr(W, "_cache_candidates", lambda s: [src])  # found in the torch cache: no network
+    wdir = tmp_path / "weights"
+    assert main(["fetch-weights", "--weights-dir", str(wdir), "tiny-test"]) == 0
+    assert f"{digest}  tiny-test" in capsys.readouterr().out
+    assert W.read_sums(wdir) == {spec.filename: digest}
+    assert (wdir / "SHA256SUMS").read_text() == f"{digest}  {spec.filename}\n"
+    r = W.resolve("tiny-test", "pretrained", wdir, seed=0, download=False)
+    assert r.provenance == f"sha256:{digest}"
+    torch.save({"conv.weight": torch.zeros(2, 3)}, wdir / spec.filename)  # swapped afterwards
+    for mode in ("pretrained", "auto"):
+        with pytest.raises(W.ChecksumMismatch, match="recorded in SHA256SUMS"):
+            W.resolve("tiny-test", mode, wdir, seed=0, download=False)

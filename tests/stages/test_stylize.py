@@ -88,6 +88,30 @@ def test_refine_stage_writes_refined_outputs(shard):
     assert read_png_text(out)["photostyle:variant"] == "refined"
 
 
+def test_provenance_names_the_exact_input_files(shard):
+    """The sha256 chunks are the digests of the files themselves, computed here independently:
+    the content photo, the style photo, and (for a refined image) the stylised image it refines."""
+    tmp_path, root, ids, settings, cfg = shard
+    sid = ids["style.png"]
+    out, rows = _run(tmp_path, sid, settings, "p")
+    style_sha = hashlib.sha256((tmp_path / "s" / "style.png").read_bytes()).hexdigest()
+    by_name = {p.stem: p for p in root.glob("*.png")}
+    for r in rows:
+        text = read_png_text(out / f"{r['photo_id']}.png")
+        src = by_name[r["photo_id"].split("-")[0]]
+        assert text["photostyle:source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert text["photostyle:style_sha256"] == style_sha
+        assert text["photostyle:photo"] == r["photo_id"] and text["photostyle:style"] == sid
+    rsettings = {"refine": {k: v for k, v in cfg["refine"].items() if k != "per_method"},
+                 "device": "cpu", "ingest": cfg["ingest"]}
+    refined = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_p" / "_index" / "mkl" / "shard.csv",
+                               rsettings, tmp_path / "refp", tmp_path / "refp" / "_index" / "mkl" / "s.csv", "t")
+    for r in refined:
+        text = read_png_text(r["output"])
+        stylised = out / f"{r['photo_id']}.png"
+        assert text["photostyle:input_sha256"] == hashlib.sha256(stylised.read_bytes()).hexdigest()
+
+
 def test_valid_outputs_are_reused_and_invalid_ones_recomputed(shard):
     tmp_path, _, ids, settings, _ = shard
     sid = ids["style.png"]
