@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, make_method, stylise
+from conftest import REPO, smooth_photo, make_method, stylise
 from photostyle.config import validate_config
 from photostyle.core.photo import PhotoRejected
 from photostyle.ops.regions import (
@@ -28,17 +28,30 @@ def _cfg(**seg):
 
 
 @pytest.mark.parametrize("model", ["segformer-ade20k", "deeplabv3"])
-def test_random_init_networks_give_deterministic_label_maps(model):
+def test_random_init_networks_are_built_and_recorded_as_random(model):
     seg, weights = _cfg(model=model, segformer_variant="b0")
-    img = (np.random.default_rng(0).random((45, 70, 3)) * 255).astype(np.uint8)
-    maps = []
-    for _ in range(2):
-        segmenter = build_segmenter(seg, weights, seed=3, device=torch.device("cpu"))
-        assert segmenter.provenance == "random, seed 3"
-        maps.append(segmenter.segment(img, {"id": "x"}))
-    assert maps[0].shape == (45, 70) and maps[0].dtype == np.uint8
-    assert np.array_equal(maps[0], maps[1])
-    assert maps[0].max() < len(load_groups(GROUPS).groups)
+    segmenter = build_segmenter(seg, weights, seed=3, device=torch.device("cpu"))
+    assert segmenter.provenance == "random, seed 3" and segmenter.label_space == "groups"
+    labels = segmenter.segment((np.random.default_rng(0).random((45, 70, 3)) * 255).astype(np.uint8), {"id": "x"})
+    assert labels.shape == (45, 70) and labels.dtype == np.uint8 and labels.max() < len(load_groups(GROUPS).groups)
+
+
+def _varied_segmentations():
+    """A seeded random DeepLabV3 and photos on which it gives several labels, different per photo
+    (random Segformer-B0 labels everything one group: it could not show a mix-up)."""
+    seg, weights = _cfg(model="deeplabv3")
+    rng = np.random.default_rng(5)
+    imgs = [smooth_photo(48, 64, seed=i) for i in range(3)] + [(rng.random((64, 40, 3)) * 255).astype(np.uint8)]
+    return seg, weights, imgs
+
+
+def test_random_init_networks_give_deterministic_label_maps():
+    seg, weights, imgs = _varied_segmentations()
+    runs = [build_segmenter(seg, weights, seed=3, device=torch.device("cpu")).segment_many(
+        imgs, [{"id": str(i)} for i in range(len(imgs))]) for _ in range(2)]
+    assert all(len(np.unique(m)) >= 2 for m in runs[0])  # the maps have content ...
+    assert not np.array_equal(runs[0][0], runs[0][1])  # ... that differs between photos
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))  # and a rebuilt model gives the same maps
 
 
 def test_auto_mode_without_weights_falls_back_to_kmeans_and_says_so(tmp_path):
@@ -197,14 +210,12 @@ def test_soft_region_blending_leaves_no_seam(table):
 
 
 def test_batched_inference_equals_one_at_a_time():
-    seg, weights = _cfg(model="segformer-ade20k", segformer_variant="b0")
+    seg, weights, imgs = _varied_segmentations()  # three photos of one working size, one of another
     segmenter = build_segmenter(seg, weights, seed=1, device=torch.device("cpu"))
-    rng = np.random.default_rng(5)
-    imgs = [(rng.random((48, 64, 3)) * 255).astype(np.uint8) for _ in range(3)] + [
-        (rng.random((64, 40, 3)) * 255).astype(np.uint8)]  # two working sizes in one batch
     rows = [{"id": str(i)} for i in range(4)]
     batched = segmenter.segment_many(imgs, rows)
     single = [segmenter.segment(img, row) for img, row in zip(imgs, rows)]
+    assert sum(not np.array_equal(single[0], s) for s in single[1:3]) == 2  # a mixed-up batch would show
     for a, b in zip(batched, single):
         assert a.shape == b.shape and (a == b).mean() > 0.999
 

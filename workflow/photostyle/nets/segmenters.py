@@ -231,14 +231,17 @@ class LabelSegmenter(Segmenter):
             im.load()
         if self.format == "groups" or (self.format == "auto" and im.mode in ("L", "P", "I", "I;16")):
             return self._groups(im, path), "groups"
+        as_groups = None
         if self.format == "auto":
             try:
                 return self._groups(im, path), "groups"
-            except PhotoRejected:
-                pass  # not group colours: try the colour-coded format
+            except PhotoRejected as exc:  # not group colours: try the colour-coded format
+                as_groups = str(exc)
         try:
             return colour_mask_labels(np.asarray(im.convert("RGB"))), "colours"
         except UnknownMaskColours as exc:
+            if as_groups:  # neither format: say what each reading found
+                raise PhotoRejected(f"{as_groups}; read as a colour-coded mask instead: {exc}") from None
             raise PhotoRejected(f"label map {path}: {exc}") from None
 
     def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
