@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import run_snakemake, save, scheduled_jobs, smooth_photo
+from photostyle.core.collection import assign_shards
 from photostyle.core.io import read_csv_dicts, read_png_text
 
 
@@ -153,21 +154,68 @@ def test_refine_setting_change_does_not_rerun_stylisation(pipeline):
     assert "stylize" not in {r for r, _ in jobs}
 
 
-def test_adding_a_photo_schedules_one_shard_per_stage(pipeline):
-    tmp, _, cfg = pipeline
-    extra = tmp / "photos" / "added.jpg"
-    save(smooth_photo(30, 30, seed=5), extra, quality=95)
+def _shard_of(names, name):
+    return next(s for s, rels in assign_shards(names, 2).items() if name in rels)  # shard_size 2, as in the config
+
+
+def _index_mtimes(tmp):
+    return {str(p.relative_to(tmp)): p.stat().st_mtime_ns for p in (tmp / "results").glob("*/_index/*/*.csv")}
+
+
+def test_adding_editing_and_removing_a_photo_reruns_only_its_shard(pipeline):
+    tmp, cfg_path, cfg = pipeline
+    existing = sorted(p.name for p in (tmp / "photos").iterdir())
+    old = assign_shards(existing, 2)
+    joins = splits = None  # names chosen so that both cases occur
+    for k in range(500):
+        name = f"added_{k}.jpg"
+        if set(assign_shards(existing + [name], 2)) == set(old):
+            joins = joins or name
+        else:
+            splits = splits or name
+        if joins and splits:
+            break
+    assert joins and splits
+    # a photo that starts a shard: at most the new shard and the one it split rerun
+    extra = tmp / "photos" / splits
+    save(smooth_photo(30, 30, seed=6), extra, quality=95)
     try:
-        jobs = _dry_run(tmp, cfg, "added")
+        jobs = _dry_run(tmp, cfg, "split")
     finally:
         extra.unlink()
-    ingest = [w for r, w in jobs if r == "ingest"]
-    assert len(ingest) == 1 and ingest[0]["kind"] == "content"
+    new_shard = _shard_of(existing + [splits], splits)
+    assert new_shard not in old
     for stage in ("stylize", "refine", "metrics"):
         shards = {w["shard"] for r, w in jobs if r == stage}
-        assert len(shards) == 1, (stage, shards)
-    # and after removing it again, the listing is back and nothing is stale
-    assert [r for r, _ in _dry_run(tmp, cfg, "removed") if r == "stylize"] == []
+        assert new_shard in shards and len(shards) <= 2, (stage, shards)
+    # a photo that joins an existing shard: a real run recomputes exactly that shard
+    shard = _shard_of(existing + [joins], joins)
+    assert shard in old
+    extra = tmp / "photos" / joins
+    before = _index_mtimes(tmp)
+    save(smooth_photo(30, 30, seed=5), extra, quality=95)
+    try:
+        run_snakemake(tmp, cfg_path, "--cores", "2")
+        after = _index_mtimes(tmp)
+        changed = {k for k in after if after[k] != before.get(k)}
+        assert changed and all(k.endswith(f"/{shard}.csv") for k in changed), changed
+        rows = [r for p in (tmp / "results" / "stylized" / "_index").rglob(f"{shard}.csv") for r in read_csv_dicts(p)]
+        added = {r["photo_id"] for r in rows if r["cached"] == "0"}
+        assert len(added) == 1 and next(iter(added)).startswith("added_")  # the others were reused
+        # editing it (new content, same name) reruns its shard only
+        save(smooth_photo(30, 30, seed=7), extra, quality=95)
+        jobs = _dry_run(tmp, cfg, "edited")
+        assert {w.get("shard", w.get("part")) for r, w in jobs if r in ("ingest", "stylize", "refine", "metrics")} \
+            == {shard}
+    finally:
+        extra.unlink()
+        for p in (tmp / "results").glob("*/*/*/added_*"):  # its outputs, so later tests see the original set
+            p.unlink()
+    # removing it reruns that shard alone, after which nothing is left to do
+    jobs = _dry_run(tmp, cfg, "removed")
+    assert {w.get("shard", w.get("part")) for r, w in jobs if r in ("ingest", "stylize", "metrics")} == {shard}
+    run_snakemake(tmp, cfg_path, "--cores", "2")
+    assert _dry_run(tmp, cfg, "done") == []
 
 
 def test_adding_a_style_computes_only_that_style(pipeline):
