@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,12 +91,12 @@ def apply_threads(n: int | None = None) -> int:
     n = n or int(os.environ.get("PHOTOSTYLE_THREADS", "0") or 0)
     if n > 0:
         torch.set_num_threads(n)
-        try:
+        if "numba" in sys.modules:  # already loaded: set it; else it reads the variable when a kernel loads it
             import numba
 
             numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        except ImportError:  # pragma: no cover - numba is a dependency
-            pass
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = str(n)
     return torch.get_num_threads()
 
 

@@ -29,8 +29,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 log = logging.getLogger(__name__)
 
 
@@ -132,7 +130,7 @@ def verify(spec: WeightSpec, path: Path, weights_dir: str | Path | None = None) 
 
 def _cache_candidates(spec: WeightSpec) -> list[Path]:
     if spec.source == "url":
-        return [Path(torch.hub.get_dir()) / "checkpoints" / spec.filename]
+        return [_torch_hub_dir() / "checkpoints" / spec.filename]
     hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     snap = hf_home / "hub" / ("models--" + spec.url.replace("/", "--")) / "snapshots"
     return sorted(snap.glob(f"*/{spec.filename}")) if snap.exists() else []
@@ -164,6 +162,8 @@ def _download(spec: WeightSpec, weights_dir: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if spec.source == "url":
         tmp = dest.with_name(f".{dest.name}.part")
+        import torch
+
         torch.hub.download_url_to_file(spec.url, str(tmp), progress=False)
         os.replace(tmp, dest)
     else:
@@ -234,8 +234,17 @@ def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: 
     return Resolved(spec, path, "sha256:" + sha256_file(path))
 
 
-def load_state_dict(resolved: Resolved) -> dict[str, torch.Tensor]:
+def _torch_hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch (deciding which weights exist needs no torch):
+    $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub, else ~/.cache/torch/hub."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def load_state_dict(resolved: Resolved) -> dict[str, "torch.Tensor"]:
     """Load a verified ``.pth`` with ``weights_only=True`` (or ``.safetensors``)."""
+    import torch
+
     if resolved.path is None:
         raise ValueError("random weights have no state dict")
     if resolved.path.suffix == ".safetensors":

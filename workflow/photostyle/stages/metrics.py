@@ -113,9 +113,7 @@ def _gram_distance(settings: dict, style_img: dict):
     m = settings["metrics"]
     if m.get("style_distance") is False:
         return None
-    import torch
-
-    if m.get("style_distance") == "auto":
+    if m.get("style_distance") == "auto":  # decided without importing torch
         from photostyle.core.weights import resolve
 
         w = settings["weights"]
@@ -123,6 +121,8 @@ def _gram_distance(settings: dict, style_img: dict):
             log.warning("style distance not computed: no pretrained VGG-19 weights")
             return ("not computed: no pretrained VGG-19 (random weights measure nothing; "
                     "metrics.style_distance: true computes it anyway)")
+
+    import torch
 
     from photostyle.core.device import apply_threads, select_device
     from photostyle.nets.style_distance import GramDistance
