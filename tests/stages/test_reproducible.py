@@ -78,8 +78,11 @@ def _cli_stylize(tmp, method, table, tag):
     return {r["photo_id"]: hashlib.sha256(open(r["output"], "rb").read()).hexdigest() for r in rows}
 
 
-@pytest.mark.parametrize("method", ["gatys", "dpst", "fast", "wct", "adain"])
+@pytest.mark.parametrize("method", ["gatys", pytest.param("dpst", marks=pytest.mark.slow), "fast", "wct",
+                                    pytest.param("adain", marks=pytest.mark.slow)])
 def test_reruns_in_fresh_processes_are_byte_identical(collection, method):
+    """One method of each family in the default suite (optimisation, trained network, universal);
+    dpst and adain, which share their family's code path, with -m slow."""
     tmp, _, _ = collection
     first = _cli_stylize(tmp, method, "all.csv", f"{method}_a")
     second = _cli_stylize(tmp, method, "all.csv", f"{method}_b")
