@@ -169,14 +169,6 @@ def issues(per_image) -> list[dict]:
     return [r for r in rows if r.get("status") != "ok" or str(r.get("warning", ""))]
 
 
-def summary_line(per_image) -> str:
-    """One line for the end of the run: outputs ok (with warnings), failed, skipped."""
-    s = per_image["status"] if len(per_image) else per_image.get("status", [])
-    n_warn = int(per_image["warning"].fillna("").astype(str).str.len().gt(0).sum()) if "warning" in per_image else 0
-    return (f"photostyle: {int((s == 'ok').sum())} outputs ok ({n_warn} with warnings), "
-            f"{int((s == 'failed').sum())} failed, {int((s == 'skipped').sum())} skipped")
-
-
 def run_summary(per_image_csv, issues_csv) -> str:
     """The end-of-run line, from the per-image table (csv module only: the Snakefile calls it)."""
     rows = read_csv_dicts(per_image_csv)
@@ -199,5 +191,5 @@ def aggregate(shard_files, per_image_out, summary_out, issues_out=None):
     write_csv_atomic(summary_out, list(summary.columns), summary.itertuples(index=False))
     if issues_out is not None:
         write_csv_atomic(issues_out, ISSUE_COLUMNS, issues(per_image))
-    log.info("%s", summary_line(per_image))
+        log.info("%s", run_summary(per_image_out, issues_out))
     return summary
