@@ -21,13 +21,14 @@ Files are loaded with ``torch.load(..., weights_only=True)`` only after verifica
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from photostyle.core.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,7 @@ for _b in range(6):
     )
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = file_digest  # the name the resolver and the provenance code use
 
 
 def read_sums(weights_dir: str | Path) -> dict[str, str]:

@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from photostyle.core.io import file_digest, read_csv_dicts, resolve_repo_path
+from photostyle.core.io import read_csv_dicts, resolve_repo_path
 from photostyle.core.photo import sha256_bytes
 
 if TYPE_CHECKING:
@@ -55,10 +55,6 @@ class GroupTable:
         """Lookup table: fine class index -> group id."""
         mapping = self.fine[label_set]
         return np.array([self.gid(mapping.get(c, "other")) for c in class_names], dtype=np.uint8)
-
-
-def groups_digest(path: str) -> str:
-    return file_digest(resolve_repo_path(path))[:12]
 
 
 @lru_cache(maxsize=8)

@@ -156,14 +156,14 @@ class ShardJob:
         if total is None:  # a generator of chunks is consumed lazily (stages load per chunk); give its total
             chunks = list(chunks)
             total = sum(len(c) for c in chunks)
-        n = total
-        progress = Progress(n, self.label)
+        progress = Progress(total, self.label)
         rows: list[dict] = []
         for chunk in chunks:
             todo = [it for it in chunk if not it.row.get("status") and not is_current(it.out, it.provenance)]
             ready = precompute(todo) if precompute is not None and len(todo) > 1 else {}
+            todo_ids = {id(it) for it in todo}
             for it in chunk:
-                rows.append(self._one(it, it in todo, ready.get(id(it)), compute, write, key_columns))
+                rows.append(self._one(it, id(it) in todo_ids, ready.get(id(it)), compute, write, key_columns))
                 progress.step()
         counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "failed", "skipped")}
         reused = sum(str(r.get("cached")) == "1" for r in rows)

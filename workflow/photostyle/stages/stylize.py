@@ -77,9 +77,11 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             row["weights"] = method.provenance(srow["id"])
         except OSError as exc:
             return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"unreadable: {exc}"})
-        if regions is not None and cls.uses_regions and regions.usable(r["id"], srow["id"]):
-            why = regions.missing(r["id"], srow["id"]) or regions.usable(r["id"], srow["id"])
-            if seg.get("on_error") == "fail" and regions.missing(r["id"], srow["id"]):
+        global_why = regions.usable(r["id"], srow["id"]) if regions is not None and cls.uses_regions else None
+        if global_why:
+            missing = regions.missing(r["id"], srow["id"])
+            why = missing or global_why
+            if seg.get("on_error") == "fail" and missing:
                 return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"segmentation: {why} "
                             "(segmentation.on_error: global stylises such photos globally, with a warning)"})
             row["warning"] = f"stylised globally: {why}"

@@ -35,12 +35,8 @@ TRAINERS = {t.name: t for t in (Trainer("fast", "train", True), Trainer("decoder
 
 def settings(config: dict, trainer: str) -> dict:
     """What a trainer's models depend on: its config section, seed, device, weights, limits."""
-    return {trainer_section(trainer): config[trainer_section(trainer)], "weights": config["weights"],
-            **job_settings(config)}
-
-
-def trainer_section(trainer: str) -> str:
-    return TRAINERS[trainer].section
+    section = TRAINERS[trainer].section
+    return {section: config[section], "weights": config["weights"], **job_settings(config)}
 
 
 def run_train(trainer: str, key: str, args: dict, listing, dataset_root, settings: dict, model_out, losses_out,
