@@ -1,5 +1,6 @@
 # photostyle: photographic style transfer for large photo collections.
-# Stages: ingest -> segment -> train -> stylize -> refine -> metrics -> report (see README.md).
+# Stages: ingest -> segment -> train -> stylize -> refine (lift to full resolution) -> export,
+# metrics -> report (see README.md).
 
 
 report: "workflow/report/workflow.rst"
@@ -11,6 +12,7 @@ include: "workflow/rules/segment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/stylize.smk"
 include: "workflow/rules/refine.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/weights.smk"

@@ -155,3 +155,22 @@ def test_rejections_raise_clear_reasons():
         decode_photo(b"", LIMITS)
     with pytest.raises(PhotoRejected, match="not an image"):
         decode_photo(b"GIF89a but not really", LIMITS)
+
+
+def test_full_resolution_and_working_size_come_from_one_decode():
+    """A photo above work_megapixels: the working image every stage sees is the full-resolution
+    image downscaled (the same pixels whichever stage asks), and the full one keeps the size
+    the file has (after EXIF rotation); max_megapixels caps the full size."""
+    img = smooth_photo(300, 400, seed=4)
+    data = _jpeg_bytes(img, quality=95)
+    limits = PhotoLimits(max_megapixels=1.0, min_side=8, max_decode_megapixels=1.0, work_megapixels=0.03)
+    work, info = decode_photo(data, limits)
+    full, info_full = decode_photo(data, limits, full=True)
+    assert full.shape == (300, 400, 3) and (info.full_width, info.full_height) == (400, 300)
+    assert work.shape[0] * work.shape[1] <= 0.03e6 and work.shape[0] < 300 and info.resized
+    from photostyle.core.photo import working_size
+
+    assert np.array_equal(working_size(full, limits), work)
+    capped, info_capped = decode_photo(data, PhotoLimits(max_megapixels=0.05, min_side=8, work_megapixels=1.0))
+    assert capped.shape[0] * capped.shape[1] <= 0.05e6  # work never above max_megapixels
+    assert (info_capped.full_width, info_capped.full_height) == (capped.shape[1], capped.shape[0])

@@ -11,6 +11,7 @@ from photostyle.stages.ingest import ingest_listing
 from photostyle.core.io import read_png_text
 from photostyle.core.photo import PhotoLimits
 from photostyle.stages.refine import run_refine_shard
+from photostyle.stages.refine import settings as refine_settings
 from photostyle.stages.stylize import run_stylize_shard
 
 
@@ -78,8 +79,7 @@ def test_refine_stage_writes_refined_outputs(shard):
     tmp_path, _, ids, settings, cfg = shard
     sid = ids["style.png"]
     _run(tmp_path, sid, settings, "e")
-    rsettings = {"refine": {k: v for k, v in cfg["refine"].items() if k != "per_method"},
-                 "device": "cpu", "ingest": cfg["ingest"]}
+    rsettings = refine_settings(cfg, "mkl")
     index = tmp_path / "ref" / "_index" / "mkl" / "shard.csv"
     rows = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_e" / "_index" / "mkl" / "shard.csv",
                             rsettings, tmp_path / "ref", index, "test")
@@ -102,8 +102,7 @@ def test_provenance_names_the_exact_input_files(shard):
         assert text["photostyle:source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
         assert text["photostyle:style_sha256"] == style_sha
         assert text["photostyle:photo"] == r["photo_id"] and text["photostyle:style"] == sid
-    rsettings = {"refine": {k: v for k, v in cfg["refine"].items() if k != "per_method"},
-                 "device": "cpu", "ingest": cfg["ingest"]}
+    rsettings = refine_settings(cfg, "mkl")
     refined = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_p" / "_index" / "mkl" / "shard.csv",
                                rsettings, tmp_path / "refp", tmp_path / "refp" / "_index" / "mkl" / "s.csv", "t")
     for r in refined:

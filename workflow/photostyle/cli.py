@@ -56,7 +56,15 @@ def cmd_segmentation_sheet(a):
 def cmd_refine(a):
     from photostyle.stages.refine import run_refine_shard
 
-    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_root, a.index, a.code_version)
+    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_root, a.index, a.code_version,
+                     a.segment_index or None)
+
+
+def cmd_export(a):
+    from photostyle.stages.export import run_export_shard
+
+    run_export_shard(a.shard_table, a.source_index, _settings(a.settings), a.out_root, a.index, a.code_version,
+                     a.segment_index or None)
 
 
 def cmd_metrics(a):
@@ -158,10 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("indexes", nargs="+")
     s.set_defaults(fn=cmd_segmentation_sheet)
 
-    s = sub.add_parser("refine", help="domain-transform detail refinement of one stylised shard")
+    s = sub.add_parser("refine", help="smoothing, lift to full resolution, detail refinement of one stylised shard")
     for opt in ("--shard-table", "--stylize-index", "--settings", "--out-root", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--segment-index", nargs="?", default="", help="the shard's content label maps (region-aware lift)")
     s.set_defaults(fn=cmd_refine)
+
+    s = sub.add_parser("export", help="deliverables of one method x shard: full resolution, EXIF/ICC, the user's tree")
+    for opt in ("--shard-table", "--source-index", "--settings", "--out-root", "--index", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--segment-index", nargs="?", default="", help="the shard's content label maps (region-aware lift)")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("metrics", help="per-image metrics of one shard (all styles and methods)")
     for opt in ("--shard-table", "--settings", "--out"):

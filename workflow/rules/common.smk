@@ -20,6 +20,7 @@ from photostyle.config import canonical_json, default_config_path, validate_conf
 from photostyle.core.collection import sync_listings, sync_training_listing  # noqa: E402
 from photostyle.core.provenance import code_version  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
+from photostyle.stages import export as export_stage  # noqa: E402
 from photostyle.stages import ingest as ingest_stage  # noqa: E402
 from photostyle.stages import metrics as metrics_stage  # noqa: E402
 from photostyle.stages import refine as refine_stage  # noqa: E402
@@ -108,7 +109,7 @@ def _cached(fn):
 
 # --- params: exactly the config (and code) that affects each stage's output -------------
 STAGES = {"ingest": ingest_stage, "segment": segment_stage, "train": train_stage, "stylize": stylize_stage,
-          "refine": refine_stage, "metrics": metrics_stage, "report": report_stage}
+          "refine": refine_stage, "metrics": metrics_stage, "report": report_stage, "export": export_stage}
 stage_settings = _cached(lambda stage, *a: as_json(STAGES[stage].settings(config, *a)))
 stage_code = _cached(lambda *roots: code_version(*roots))
 
@@ -141,6 +142,26 @@ def outputs_of(shard):
     paths = [index_path("stylized", m, shard) for m in METHODS]
     paths += [index_path("refined", m, shard) for m in METHODS if refine_enabled(m)]
     return paths
+
+
+def lift_segment_index(wildcards):
+    """The shard's content label maps, which keep the lift's colour models inside regions."""
+    return [segment_index("content", wildcards.shard)] if SEGMENT and config["lift"]["enabled"] else []
+
+
+@_cached
+def export_variant(method):
+    return export_stage.variant_for(config, refine_enabled(method))
+
+
+def export_source(wildcards):
+    variant = export_variant(wildcards.method)
+    return index_path("refined" if variant == "refined" else "stylized", wildcards.method, wildcards.shard)
+
+
+def export_segment_index(wildcards):
+    """Label maps only where the export lifts the raw result itself."""
+    return lift_segment_index(wildcards) if export_variant(wildcards.method) == "raw" else []
 
 
 def metrics_indexes(wildcards):
@@ -258,4 +279,6 @@ def final_targets():
         targets.append(f"{RESULTS}/report/segmentation.png")
     if wants_loss_report():
         targets.append(f"{RESULTS}/report/losses.png")
+    if config["export"]["enabled"]:
+        targets += [index_path("export", m, shard) for m in METHODS for shard in CONTENT_SHARDS]
     return targets

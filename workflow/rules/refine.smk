@@ -1,8 +1,10 @@
 rule refine:
-    """Domain-transform detail refinement of one method x shard (raw outputs are kept)."""
+    """Smoothing, lift to the full-resolution photo, and domain-transform detail refinement of
+    one method x shard (raw outputs are kept)."""
     input:
         shard=ingest_table("content", "{shard}"),
         index=index_path("stylized", "{method}", "{shard}"),
+        segments=lift_segment_index,
     output:
         index_path("refined", "{method}", "{shard}"),
     params:
@@ -21,4 +23,4 @@ rule refine:
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
         " --settings {params.settings:q} --out-root {params.out_root:q} --index {output:q}"
-        " --code-version {params.code:q} 2> {log:q}"
+        " --code-version {params.code:q} --segment-index {input.segments:q} 2> {log:q}"

@@ -24,23 +24,32 @@ class PhotoRejected(Exception):
 
 @dataclass(frozen=True)
 class PhotoLimits:
-    max_megapixels: float = 12.0  # larger photos are downscaled to this
+    max_megapixels: float = 100.0  # the full-resolution size: larger photos are downscaled to this
     min_side: int = 16  # smaller photos are rejected
     max_decode_megapixels: float = 250.0  # larger declared sizes are decompression bombs
+    work_megapixels: float | None = None  # what methods see (None: max_megapixels); never above it
 
     @classmethod
     def from_settings(cls, settings: dict) -> "PhotoLimits":
         """From a stage's settings object (its ``ingest`` sub-tree)."""
         ing = settings["ingest"]
-        return cls(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"])
+        return cls(ing["max_megapixels"], ing["min_side"], ing["max_decode_megapixels"], ing.get("work_megapixels"))
+
+    @property
+    def work_cap(self) -> float:
+        """Pixels of the working size."""
+        work = self.max_megapixels if self.work_megapixels is None else min(self.work_megapixels, self.max_megapixels)
+        return work * 1e6
 
 
 @dataclass(frozen=True)
 class PhotoInfo:
     width: int
     height: int
-    orig_width: int
+    orig_width: int  # as the file is, after EXIF rotation
     orig_height: int
+    full_width: int  # the full-resolution size (the original's, up to ingest.max_megapixels)
+    full_height: int
     mode: str
     format: str
     exif_rotated: bool
@@ -94,8 +103,28 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_photo(data: bytes, limits: PhotoLimits = PhotoLimits()) -> tuple[np.ndarray, PhotoInfo]:
-    """Decode image bytes into an 8-bit RGB array, applying EXIF orientation and the size cap."""
+def _cap(im: Image.Image, pixels: float) -> Image.Image:
+    """``im`` downscaled (Lanczos) to at most ``pixels``, aspect kept; as is when it fits."""
+    w, h = im.size
+    if w * h <= pixels:
+        return im
+    scale = (pixels / (w * h)) ** 0.5
+    return im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def working_size(full: np.ndarray, limits: PhotoLimits) -> np.ndarray:
+    """The working-size image of a full-resolution one: the pixels every method sees."""
+    h, w = full.shape[:2]
+    if w * h <= limits.work_cap:
+        return full
+    return np.ascontiguousarray(np.asarray(_cap(Image.fromarray(full), limits.work_cap), dtype=np.uint8))
+
+
+def decode_photo(data: bytes, limits: PhotoLimits = PhotoLimits(), full: bool = False) -> tuple[np.ndarray, PhotoInfo]:
+    """Decode image bytes into an 8-bit RGB array, applying EXIF orientation; at the working
+    size (``limits.work_cap``), or with ``full`` at the full-resolution size
+    (``max_megapixels``). The working image is always derived from the full one
+    (:func:`working_size`), so every stage sees the same working pixels."""
     if len(data) == 0:
         raise PhotoRejected("empty file (0 bytes)")
     max_pixels = int(limits.max_decode_megapixels * 1e6)
@@ -134,23 +163,19 @@ def decode_photo(data: bytes, limits: PhotoLimits = PhotoLimits()) -> tuple[np.n
         rgb = _to_rgb(oriented)
     except (OSError, ValueError) as exc:
         raise PhotoRejected(f"cannot convert mode {mode} to RGB: {exc}") from None
-    resized = False
-    cap = limits.max_megapixels * 1e6
-    if w * h > cap:
-        scale = (cap / (w * h)) ** 0.5
-        new = (max(1, int(w * scale)), max(1, int(h * scale)))
-        rgb = rgb.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        resized = True
-    arr = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    full_arr = np.ascontiguousarray(np.asarray(_cap(rgb, limits.max_megapixels * 1e6), dtype=np.uint8))
+    arr = full_arr if full else working_size(full_arr, limits)
     info = PhotoInfo(
         width=arr.shape[1],
         height=arr.shape[0],
         orig_width=w,
         orig_height=h,
+        full_width=full_arr.shape[1],
+        full_height=full_arr.shape[0],
         mode=mode,
         format=fmt,
         exif_rotated=bool(rotated),
-        resized=resized,
+        resized=arr.shape[:2] != (h, w),
         sha256=sha256_bytes(data),
     )
     return arr, info
@@ -163,13 +188,15 @@ def _orientation(im: Image.Image) -> int | None:
         return None
 
 
-def load_photo(path: str | Path, limits: PhotoLimits = PhotoLimits(), expect_sha256: str | None = None):
-    """Read and decode a photo file; optionally check it is the file ingest saw."""
+def load_photo(path: str | Path, limits: PhotoLimits = PhotoLimits(), expect_sha256: str | None = None,
+               full: bool = False):
+    """Read and decode a photo file (working size; with ``full`` the full-resolution size);
+    optionally check it is the file ingest saw."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise PhotoRejected(f"unreadable: {exc.strerror or exc}") from None
-    arr, info = decode_photo(data, limits)
+    arr, info = decode_photo(data, limits, full)
     if expect_sha256 is not None and info.sha256 != expect_sha256:
         raise PhotoRejected("file changed since ingest (sha256 differs); rerun the workflow")
     return arr, info

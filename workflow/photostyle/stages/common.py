@@ -13,7 +13,7 @@ INDEX_COLUMNS = (
     "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error", "warning", "regions",
     "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
-LIMIT_KEYS = ("max_megapixels", "min_side", "max_decode_megapixels")
+LIMIT_KEYS = ("work_megapixels", "max_megapixels", "min_side", "max_decode_megapixels")
 MATCH_KEYS = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
 
 
@@ -58,3 +58,63 @@ def read_styles(style_tables) -> list[dict]:
 def trace_path(image_path) -> Path:
     """Where a method's per-output trace (loss per evaluation) lives: beside the image."""
     return Path(image_path).with_suffix(".trace.csv")
+
+
+class ContentPhotos:
+    """The content photos of a job at both sizes, their label maps, and the lift of a result
+    computed at the working size (refine and export). Keeps the current photo only (the
+    stages' loops are photo-major), so a job holds one full-resolution photo at a time."""
+
+    def __init__(self, limits, lift_settings: dict, segment_index: str | None = None):
+        self.limits, self.lift_settings = limits, lift_settings
+        self.labels_rows = {r["photo_id"]: r for r in read_csv_dicts(segment_index) if r["status"] == "ok"} \
+            if segment_index else {}
+        self._current: tuple[str, tuple] | None = None
+
+    def labels_digest(self, photo: dict) -> str:
+        """Identifies the label map the lift of ``photo`` (its ingest row) uses ("none": one
+        region, or no lift: the photo is at its working size already)."""
+        row = self.labels_rows.get(photo["id"])
+        lifted = self.lift_settings["enabled"] and (photo["width"], photo["height"]) != (photo["full_width"], photo["full_height"])
+        return file_digest(row["labels"])[:16] if row and lifted else "none"
+
+    def images(self, row: dict):
+        """(the output-size image, the working-size image) of a content photo: full resolution
+        with the lift on, else the working size twice."""
+        from photostyle.core.photo import load_photo, working_size
+
+        if self._current is None or self._current[0] != row["id"]:
+            self._current = None  # release the previous photo before decoding the next
+            if self.lift_settings["enabled"]:
+                full = load_photo(row["path"], self.limits, expect_sha256=row["sha256"], full=True)[0]
+                pair = (full, working_size(full, self.limits))
+            else:
+                work = load_photo(row["path"], self.limits, expect_sha256=row["sha256"])[0]
+                pair = (work, work)
+            self._current = (row["id"], pair)
+        return self._current[1]
+
+    def labels(self, pid: str):
+        """The content's label map as integers (colour-coded masks packed), or None."""
+        import numpy as np
+        from PIL import Image
+
+        row = self.labels_rows.get(pid)
+        if row is None:
+            return None
+        with Image.open(row["labels"]) as im:
+            lab = np.asarray(im)
+        if lab.ndim == 3:
+            lab = (lab[..., 0].astype(np.int64) << 16) | (lab[..., 1].astype(np.int64) << 8) | lab[..., 2]
+        return lab
+
+    def lift(self, row: dict, stylised):
+        """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
+        when the photo is at its working size already, or the lift is off)."""
+        from photostyle.ops import lift as lift_ops
+
+        full, work = self.images(row)
+        if full.shape == work.shape:
+            return stylised
+        s = {k: v for k, v in self.lift_settings.items() if k != "enabled"}
+        return lift_ops.apply(lift_ops.fit(work, stylised, self.labels(row["id"]), **s), full)

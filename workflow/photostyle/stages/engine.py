@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from photostyle.core.io import read_csv_dicts, read_png_text, write_csv_atomic
+from photostyle.core.deliver import read_provenance
+from photostyle.core.io import read_csv_dicts, write_csv_atomic
 from photostyle.core.photo import PhotoRejected
 from photostyle.core.progress import Progress
 
@@ -54,7 +55,7 @@ def is_current(path: Path | None, expected: dict[str, str] | None) -> bool:
     if path is None or expected is None or os.environ.get("PHOTOSTYLE_RECOMPUTE", "") not in ("", "0"):
         return False
     try:
-        text = read_png_text(path)
+        text = read_provenance(path)  # PNG text chunks, or a deliverable's EXIF UserComment
     except (OSError, SyntaxError, ValueError):
         return False
     return all(text.get(PROV + k) == v for k, v in expected.items())

@@ -15,11 +15,12 @@ log = logging.getLogger(__name__)
 
 SHARD_COLUMNS = (
     "id", "kind", "shard", "status", "reason", "path", "relpath", "sha256",
-    "width", "height", "orig_width", "orig_height", "mode", "format", "exif_rotated", "resized", "decode_s",
+    "width", "height", "orig_width", "orig_height", "full_width", "full_height", "mode", "format", "exif_rotated",
+    "resized", "decode_s",
 )
 MANIFEST_COLUMNS = (
     "id", "kind", "shard", "path", "relpath", "sha256", "width", "height",
-    "orig_width", "orig_height", "mode", "format", "exif_rotated", "resized",
+    "orig_width", "orig_height", "full_width", "full_height", "mode", "format", "exif_rotated", "resized",
 )
 REJECTED_COLUMNS = ("kind", "path", "relpath", "reason", "shard")
 
@@ -41,6 +42,7 @@ def ingest_entry(root: Path, relpath: str, kind: str, shard: str, limits: PhotoL
         **row, "status": "ok", "reason": "", "sha256": info.sha256, "decode_s": f"{time.perf_counter() - t0:.4f}",
         "width": info.width, "height": info.height,
         "orig_width": info.orig_width, "orig_height": info.orig_height,
+        "full_width": info.full_width, "full_height": info.full_height,
         "mode": info.mode, "format": info.format,
         "exif_rotated": int(info.exif_rotated), "resized": int(info.resized),
     }

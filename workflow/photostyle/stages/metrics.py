@@ -43,7 +43,7 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
     import numpy as np
 
     from photostyle.core.io import read_rgb
-    from photostyle.core.photo import PhotoLimits, PhotoRejected, derive_seed, load_photo
+    from photostyle.core.photo import PhotoLimits, PhotoRejected, derive_seed, load_photo, working_size
     from photostyle.ops.measures import (image_metrics, lab_sample, projected_quantiles, projections,
                                          region_colour_distance, swd_from_quantiles)
 
@@ -90,6 +90,10 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
     def compute(it: Item) -> dict:
         e, content = it.data, current["content"]
         out_img = read_rgb(e["output"])
+        if out_img.shape != content.shape:  # a lifted (full-resolution) output: measured at the working size
+            out_img = working_size(out_img, limits)
+            if out_img.shape != content.shape:
+                raise ValueError(f"output {out_img.shape} does not downscale to the photo's working size {content.shape}")
         vals = image_metrics(out_img, content, style_q[e["style"]], dirs, n_sample, derive_seed(seed, e["photo_id"]))
         vals["colour_dist_regions"] = region_colour_distance(
             out_img, content, style_img[e["style"]], e["photo_id"], e["style"], regions, dirs, n_sample,

@@ -1,12 +1,17 @@
-"""Refine stage: optional photorealistic smoothing, then domain-transform detail refinement,
-of every stylised output of a method x shard, through the shard-job engine.
+"""Refine stage: what follows a method's result, through the shard-job engine, for every
+stylised output of a method x shard:
 
-Smoothing (``refine.smoothing``, FastPhotoStyle's step, :mod:`photostyle.ops.smoothing`) runs
-first when its mode is not ``none``; the detail transfer (``detail_transfer``) follows:
-``refined = DT(stylized; guide=content) + (content - DT(content; guide=content))``: the colour
-of the stylisation, the detail of the content photo (seed 000's post-processing). A refined
-image is reused when its provenance (sha256 of the stylised image and of the content photo,
-refine settings, code version) is current.
+1. optional photorealistic smoothing (``refine.smoothing``, FastPhotoStyle's step,
+   :mod:`photostyle.ops.smoothing`) at the working size (``smoothing.at: work``, default);
+2. the lift to the full-resolution photo (``lift``, :mod:`photostyle.ops.lift`), region-aware
+   with the content's label map; photos at their working size already are not lifted;
+3. smoothing here instead when ``smoothing.at: full``;
+4. domain-transform detail refinement at full resolution (``detail_transfer``):
+   ``refined = DT(lifted; guide=content) + (content - DT(content; guide=content))``: the colour
+   of the stylisation, the detail of the content photo (seed 000's post-processing).
+
+A refined image is reused when its provenance (sha256 of the stylised image, of the content
+photo and of its label map, refine and lift settings, code version) is current.
 """
 
 from __future__ import annotations
@@ -30,25 +35,29 @@ def settings_for(refine_cfg: dict, method: str) -> dict:
 
 
 def settings(config: dict, method: str) -> dict:
-    return {"refine": settings_for(config["refine"], method), **job_settings(config, seed=False)}
+    return {"refine": settings_for(config["refine"], method), "lift": config["lift"], **job_settings(config, seed=False)}
 
 
-def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str) -> list[dict]:
-    """Images go to ``out_root/<style>/<method>/<photo>.png``."""
+def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str,
+                     segment_index: str | None = None) -> list[dict]:
+    """Images go to ``out_root/<style>/<method>/<photo>.png``, at the full-resolution size."""
     import torch
 
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
-    from photostyle.core.photo import load_photo, sha256_bytes
+    from photostyle.core.photo import sha256_bytes
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.ops.domain_transform import detail_layer, detail_transfer
     from photostyle.ops.smoothing import smooth
+    from photostyle.stages.common import ContentPhotos
 
     job = start_job(settings)
     rs = settings["refine"]
     dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
+    smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    cache: dict[str, tuple] = {}  # photo id -> (content, its detail layer): entries are photo-major
+    content = ContentPhotos(job.limits, settings["lift"], segment_index)
+    detail: dict[str, torch.Tensor | None] = {}  # the current photo's detail layer (entries are photo-major)
 
     def item(e) -> Item:
         row = {**e, "variant": "refined", "output": "", "cached": "", "runtime_s": "", "peak_mem_mb": "",
@@ -62,24 +71,27 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
             return Item(key, {**row, "status": "failed", "error": f"stylised image unreadable: {exc}"})
         p = photos[e["photo_id"]]
         prov = {"photo": e["photo_id"], "style": e["style"], "method": e["method"], "variant": "refined",
-                "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data), "config_hash": job.config_hash,
-                "code_version": code_version, "weights": e["weights"], "device": job.device_desc}
+                "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data), "labels_sha256": content.labels_digest(p),
+                "config_hash": job.config_hash, "code_version": code_version, "weights": e["weights"],
+                "device": job.device_desc}
         out = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         return Item(key, {**row, "status": ""}, out, prov, (p, data))
 
     def compute(it: Item):
         p, data = it.data
-        if p["id"] not in cache:
-            cache.clear()  # keep one photo's buffers at a time
-            content = to_tensor(load_photo(p["path"], job.limits, expect_sha256=p["sha256"])[0], job.device)
-            with torch.no_grad():
-                cache[p["id"]] = (content, detail_layer(content, **dt) if rs["detail_transfer"] else None)
-        content, detail = cache[p["id"]]
+        full, work = content.images(p)  # full: the output's size (the working size with the lift off)
         with torch.no_grad():
+            if p["id"] not in detail:
+                detail.clear()  # keep one photo's buffers at a time
+                detail[p["id"]] = detail_layer(to_tensor(full, job.device), **dt) if rs["detail_transfer"] else None
             stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
-            if rs["smoothing"]["mode"] != "none":
-                stylized = smooth(stylized, content, rs["smoothing"])
-            return detail_transfer(stylized, content, detail=detail, **dt) if rs["detail_transfer"] else stylized
+            if smooth_at == "work":
+                stylized = smooth(stylized, to_tensor(work, job.device), rs["smoothing"])
+            out = content.lift(p, stylized).to(job.device)
+            full_t = to_tensor(full, job.device)
+            if smooth_at == "full":
+                out = smooth(out, full_t, rs["smoothing"])
+            return detail_transfer(out, full_t, detail=detail[p["id"]], **dt) if rs["detail_transfer"] else out
 
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))

@@ -1,0 +1,132 @@
+"""Deliverable files: a result written in the user's format with the original photo's metadata.
+
+* **Name**: the photo's path under ``content_dir`` with the format's suffix (the original
+  suffix kept when it already is one of the format's, e.g. ``IMG_1.JPG`` stays ``IMG_1.JPG``).
+* **EXIF** of the original is carried over (capture date, camera, lens, GPS unless
+  ``strip_gps``), with the orientation tag reset to 1 since the pixels are upright.
+* **ICC**: ``keep`` embeds the original's RGB profile (the pixels never left its space: the
+  pipeline works on the file's RGB values); photos converted at decode (CMYK with a profile)
+  and photos without a profile get sRGB. ``srgb`` converts an RGB profile's pixels to sRGB.
+* **Provenance** goes in the EXIF UserComment as JSON (and in PNG text chunks for PNG), so
+  reuse and audit work the same on every format (:func:`read_provenance`).
+
+JPEG encoding is deterministic for equal pixels and metadata, so reruns give equal bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageCms, PngImagePlugin
+
+from photostyle.core.io import write_bytes_atomic
+
+FORMATS = {"jpeg": (".jpg", (".jpg", ".jpeg")), "png": (".png", (".png",)), "tiff": (".tif", (".tif", ".tiff"))}
+ORIENTATION, EXIF_IFD, GPS_IFD, USER_COMMENT = 0x0112, 0x8769, 0x8825, 0x9286
+_ASCII = b"ASCII\0\0\0"  # the UserComment character-code prefix (EXIF 2.3, 4.6.5)
+
+
+def deliverable_name(relpath: str, fmt: str) -> str:
+    """The deliverable's path relative to its style/method folder (POSIX separators)."""
+    default, accepted = FORMATS[fmt]
+    p = PurePosixPath(relpath)
+    return str(p) if p.suffix.lower() in accepted else str(p.with_suffix(default))
+
+
+@lru_cache(maxsize=1)
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile with its creation date zeroed (LittleCMS stamps the current time,
+    which would make reruns differ by bytes)."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = bytes(12)  # dateTimeNumber
+    data[84:100] = bytes(16)  # profile ID (an MD5 over the header, date included): "not computed"
+    return bytes(data)
+
+
+@dataclass
+class SourceMeta:
+    exif: Image.Exif
+    icc: bytes | None  # the original's profile, where its pixels are RGB in that profile
+    converted: bool  # decoded through a colour conversion (CMYK...): pixels are sRGB
+
+
+def source_metadata(path) -> SourceMeta:
+    """EXIF and colour profile of the original photo (headers only; pixels are not decoded)."""
+    with Image.open(path) as im:
+        exif = im.getexif()
+        icc = im.info.get("icc_profile") or None
+        rgb = im.mode in ("RGB", "RGBA", "RGBX", "P", "L", "LA", "I;16", "I", "F")
+    return SourceMeta(exif, icc if rgb else None, converted=not rgb and icc is not None)
+
+
+def _exif_bytes(exif: Image.Exif, strip_gps: bool, provenance: dict[str, str]) -> bytes:
+    out = Image.Exif()
+    for tag, value in exif.items():
+        if tag not in (EXIF_IFD, GPS_IFD, 0x8825, 0xA005):  # sub-IFD pointers are rebuilt below
+            out[tag] = value
+    if ORIENTATION in out or exif:
+        out[ORIENTATION] = 1  # the pixels are upright: a reader must not rotate them again
+    sub = dict(exif.get_ifd(EXIF_IFD))
+    sub.pop(0xA005, None)  # interoperability pointer: not carried
+    sub[USER_COMMENT] = _ASCII + json.dumps(provenance, sort_keys=True, ensure_ascii=True).encode("ascii")
+    out.get_ifd(EXIF_IFD).update(sub)
+    if not strip_gps:
+        gps = exif.get_ifd(GPS_IFD)
+        if gps:
+            out.get_ifd(GPS_IFD).update(gps)
+    return out.tobytes()
+
+
+def write_deliverable(dest, image: np.ndarray, fmt: str, meta: SourceMeta, provenance: dict[str, str], *,
+                      quality: int = 95, strip_gps: bool = False, icc: str = "keep") -> None:
+    """Write ``image`` ((H, W, 3) uint8) to ``dest`` atomically, with the original's metadata."""
+    im = Image.fromarray(image, "RGB")
+    profile = srgb_profile()
+    if meta.icc is not None and not meta.converted:
+        if icc == "keep":
+            profile = meta.icc
+        else:  # srgb: the pixels are in the original's profile; convert them
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc))
+                im = ImageCms.profileToProfile(im, src, ImageCms.ImageCmsProfile(io.BytesIO(profile)), outputMode="RGB")
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                pass  # an unreadable profile: the values are taken as sRGB, as at decode
+    exif = _exif_bytes(meta.exif, strip_gps, provenance)
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        im.save(buf, format="JPEG", quality=quality, exif=exif, icc_profile=profile, optimize=False, subsampling=0)
+    elif fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        for k, v in provenance.items():
+            info.add_text(k, str(v))
+        im.save(buf, format="PNG", exif=exif, icc_profile=profile, pnginfo=info, compress_level=6)
+    elif fmt == "tiff":
+        im.save(buf, format="TIFF", exif=exif, icc_profile=profile)  # libtiff compression drops the EXIF IFD
+    else:
+        raise ValueError(f"export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    write_bytes_atomic(dest, buf.getvalue())
+
+
+def read_provenance(path) -> dict[str, str]:
+    """The provenance a file carries: PNG text chunks, else the EXIF UserComment's JSON."""
+    with Image.open(path) as im:
+        text = dict(getattr(im, "text", {}) or {})
+        if text:
+            return text
+        comment = im.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+    if isinstance(comment, str):
+        comment = comment.encode("latin-1", "replace")
+    if not comment or not comment.startswith(_ASCII):
+        return {}
+    try:
+        value = json.loads(comment[len(_ASCII):].rstrip(b"\0").decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

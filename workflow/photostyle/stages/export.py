@@ -1,0 +1,94 @@
+"""Export stage: the deliverables of one method x shard, every style, through the shard-job engine.
+
+``<out_root>/<style>/<method>/<the photo's path under content_dir>`` mirrors the user's
+folder tree (unicode names and equal names in different folders included), in the configured
+format, at the photo's full resolution, with its EXIF and ICC profile and the provenance in
+the EXIF UserComment (:mod:`photostyle.core.deliver`). ``export.variant`` picks the refined
+result (where refinement is on for the method) or the method's raw result, lifted here to
+full resolution like refine does. A deliverable whose provenance is current is reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from photostyle.core.io import read_csv_dicts
+from photostyle.stages.common import job_settings
+from photostyle.stages.engine import Item, ShardJob, provenance_text
+
+EXPORT_COLUMNS = ("photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
+                  "width", "height", "source", "runtime_s", "peak_mem_mb", "config_hash", "code_version")
+
+
+def variant_for(config: dict, refined: bool) -> str:
+    """The variant exported for a method: ``refined`` only where the method has a refine step."""
+    return "refined" if config["export"]["variant"] == "refined" and refined else "raw"
+
+
+def settings(config: dict, variant: str) -> dict:
+    s = {"export": {k: v for k, v in config["export"].items() if k != "variant"}, "variant": variant,
+         **job_settings(config, seed=False)}
+    # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
+    s["lift"] = config["lift"] if variant == "raw" else {"enabled": config["lift"]["enabled"]}
+    return s
+
+
+def run_export_shard(shard_table, source_index, settings: dict, out_root, index_out, code_version: str,
+                     segment_index: str | None = None) -> list[dict]:
+    import numpy as np
+
+    from photostyle.core.deliver import deliverable_name, source_metadata, write_deliverable
+    from photostyle.core.device import start_job
+    from photostyle.core.io import read_rgb
+    from photostyle.core.photo import sha256_bytes
+    from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.stages.common import ContentPhotos
+
+    job = start_job(settings)
+    ex, variant = settings["export"], settings["variant"]
+    photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
+    lift = settings["lift"]
+    content = ContentPhotos(job.limits, lift, segment_index)
+
+    def item(e) -> Item:
+        row = {"photo_id": e["photo_id"], "style": e["style"], "method": e["method"], "variant": variant,
+               "shard": e.get("shard", ""), "source": e["output"], "config_hash": job.config_hash,
+               "code_version": code_version}
+        key = (e["photo_id"], e["style"])
+        p = photos.get(e["photo_id"])
+        if e["status"] != "ok" or p is None:
+            return Item(key, {**row, "status": e["status"] or "failed", "error": e.get("error", "")})
+        try:
+            data = Path(e["output"]).read_bytes()
+        except OSError as exc:
+            return Item(key, {**row, "status": "failed", "error": f"result unreadable: {exc}"})
+        out = Path(out_root) / e["style"] / e["method"] / deliverable_name(p["relpath"], ex["format"])
+        prov = {"photo": p["id"], "relpath": p["relpath"], "style": e["style"], "method": e["method"],
+                "variant": variant, "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data),
+                "labels_sha256": content.labels_digest(p), "config_hash": job.config_hash,
+                "code_version": code_version, "weights": e.get("weights", ""), "device": job.device_desc}
+        return Item(key, row, out, prov, (p, data))
+
+    def compute(it: Item):
+        import io
+
+        p, data = it.data
+        img = read_rgb(io.BytesIO(data))
+        if variant == "raw" and lift["enabled"]:
+            img = to_uint8(content.lift(p, to_tensor(img)))
+        full = (int(p["full_height"]), int(p["full_width"]))
+        if lift["enabled"] and img.shape[:2] != full:  # never deliver a photo smaller than it came
+            raise ValueError(f"result is {img.shape[1]}x{img.shape[0]}, the photo {full[1]}x{full[0]}")
+        return np.ascontiguousarray(img)
+
+    def write(it: Item, img) -> dict:
+        p, _ = it.data
+        write_deliverable(it.out, img, ex["format"], source_metadata(p["path"]), provenance_text(it.provenance),
+                          quality=ex["quality"], strip_gps=ex["strip_gps"], icc=ex["icc"])
+        return {"width": img.shape[1], "height": img.shape[0]}
+
+    entries = sorted(read_csv_dicts(source_index), key=lambda e: (e["photo_id"], e["style"]))
+    index_out = Path(index_out)
+    engine = ShardJob(f"export {index_out.parent.name}/{index_out.stem}", index_out, EXPORT_COLUMNS,
+                      device=job.device, keep_columns=("width", "height"))
+    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries))
