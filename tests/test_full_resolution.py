@@ -134,3 +134,20 @@ def test_a_24_megapixel_photo_end_to_end(tmp_path):
     cfg_path, _ = _collection(tmp_path, (4000, 6000), 1.5)
     run_snakemake(tmp_path, cfg_path, "--cores", "2")
     _check_deliverables(tmp_path, (4000, 6000))
+
+
+def test_raw_variant_is_lifted_by_the_export_itself(small_run):
+    """export.variant raw: the method's working-size result, lifted to full resolution by the
+    export job (same model as refine's), written as PNG with the same tree."""
+    tmp, _, cfg = small_run
+    c = copy.deepcopy(cfg)
+    c["export"] = {"variant": "raw", "format": "png"}
+    path = tmp / "raw.yaml"
+    path.write_text(yaml.safe_dump(c))
+    rules = {r for r, _ in scheduled_jobs(run_snakemake(tmp, path, "-n", "--cores", "1").stdout)}
+    assert rules == {"export", "all"}
+    run_snakemake(tmp, path, "--cores", "2")
+    root = next((tmp / "results" / "export").glob("warm-*")) / "reinhard"
+    with Image.open(root / "Reisen" / "Köln" / "IMG_1.png") as im:
+        assert (im.height, im.width) == (120, 160)
+        assert D.read_provenance(root / "Reisen" / "Köln" / "IMG_1.png")["photostyle:variant"] == "raw"

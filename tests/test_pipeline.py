@@ -34,6 +34,7 @@ def pipeline(tmp_path_factory):
         "ingest": {"shard_size": 2},
         "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16, "style_distance": True},
         "report": {"grid_photos": 2, "thumb_px": 64},
+        "export": {"enabled": False},  # deliverables: tests/test_full_resolution.py
     }
     cfg_path = tmp / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
