@@ -262,10 +262,25 @@ class PerceptualLoss:
             sim = ssim(luminance(out.clamp(0, 1)), luminance(content), data_range=1.0, size_average=True,
                        win_size=min(11, (min(out.shape[-2:]) // 2) * 2 - 1))
             parts["similarity"] = cfg["similarity_weight"] * (1 - sim)
+        if cfg.get("photorealism_weight", 0) > 0:
+            parts["photorealism"] = cfg["photorealism_weight"] * photorealism_energy(out, content, cfg.get("matting_eps", 1e-7))
         return parts
 
 
-LOSS_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "similarity", "seconds")
+def photorealism_energy(out: torch.Tensor, content: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Seed 003's photorealism constraint for fast networks (as DPST's term): the mean over the
+    batch of ``sum_c V_c[O]^T M_I V_c[O]``, per pixel, with ``M_I`` the matrix-free matting
+    Laplacian of each training crop (:class:`photostyle.ops.matting.MattingLaplacian`);
+    differentiable in ``out``."""
+    from photostyle.ops.matting import MattingLaplacian
+
+    total = 0.0
+    for o, c in zip(out, content):
+        total = total + MattingLaplacian(c.detach(), eps=eps).quadratic(o) / o[0].numel()
+    return total / out.shape[0]
+
+
+LOSS_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "similarity", "photorealism", "seconds")
 
 
 def train(style: torch.Tensor, photos: list[np.ndarray], cfg: dict, vgg, out_model: str | Path,
