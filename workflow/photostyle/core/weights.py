@@ -74,6 +74,13 @@ REGISTRY: dict[str, WeightSpec] = {
         description="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1 (21 classes)",
     ),
 }
+_WCT2 = "https://github.com/clovaai/WCT2/raw/master/model_checkpoints/"
+for _opt in ("cat5", "sum"):  # MIT-licensed; no digest is published: the file's sha256 is recorded (SHA256SUMS)
+    for _part in ("encoder", "decoder"):
+        _file = f"wave_{_part}_{_opt}_l4.pth"
+        REGISTRY[f"wct2-{_part}-{_opt}"] = WeightSpec(
+            f"wct2-{_part}-{_opt}", "url", _WCT2 + _file, _file,
+            description=f"clovaai/WCT2 {_file} (wct2 with decoder: published, option {_opt})")
 for _b in range(6):
     _repo = f"smp-hub/segformer-b{_b}-512x512-ade-160k"
     REGISTRY[f"segformer-b{_b}-ade20k"] = WeightSpec(

@@ -123,7 +123,8 @@ def run_train_decoder(family: str, level: int, listing, dataset_root, settings: 
     photos = load_training_photos(listing, dataset_root, job.limits)
     log.info("decoder %s relu%d_1: training on %d photos from %s; device %s",
              family, level, len(photos), dataset_root, job.device_desc)
-    encoder = Encoder.load(settings["weights"], settings["seed"], level).to(job.device)
+    wave = family.startswith("wave_")  # WCT2's wavelet decoder (one network through relu4_1)
+    encoder = Encoder.load(settings["weights"], settings["seed"], 4 if wave else level).to(job.device)
     listing_digest = hashlib.sha256(Path(listing).read_bytes()).hexdigest()
     meta = {
         "config_hash": config_hash({"settings": settings, "family": family, "level": level, "listing": listing_digest}),
@@ -132,5 +133,11 @@ def run_train_decoder(family: str, level: int, listing, dataset_root, settings: 
         "photos": str(len(photos)), "steps": str(cfg["steps"]),
     }
     log.info("encoder %s", meta["encoder"])
+    if wave:
+        from photostyle.nets import wct2
+
+        wave_encoder = wct2.WaveEncoder.from_vgg19(encoder.vgg.features, family.removeprefix("wave_"))
+        return wct2.train_decoder(family.removeprefix("wave_"), wave_encoder, photos, cfg, model_out,
+                                  checkpoint_path(model_out), losses_out, meta, job.device, stop_after=stop_after)
     return train_decoder(level, family, encoder, photos, cfg, model_out, checkpoint_path(model_out), losses_out,
                          meta, job.device, stop_after=stop_after)
