@@ -168,11 +168,13 @@ def metrics_indexes(wildcards):
     return outputs_of(wildcards.shard)
 
 
-_STYLE_TABLES = [ingest_table("style", s) for s in STYLES]
+STYLE_TABLES = [ingest_table("style", s) for s in STYLES]  # a list, not an input function: Snakemake
+# inspects every callable input and param of every job, which is a large part of a 100k-photo DAG build
 
 
-def style_tables(wildcards):
-    return _STYLE_TABLES
+def stage_root(stage):
+    """Where a stage's images go (``results/<stage>``): the parent of its ``_index`` folder."""
+    return Path(index_path(stage, "m", "s")).parents[2].as_posix()
 
 
 def segment_index(kind, part):
@@ -264,7 +266,7 @@ def wants_loss_report():
 
 
 def all_ingest_tables(wildcards):
-    return [ingest_table("content", s) for s in CONTENT_SHARDS] + _STYLE_TABLES
+    return [ingest_table("content", s) for s in CONTENT_SHARDS] + STYLE_TABLES
 
 
 def all_metric_tables(wildcards):

@@ -3,7 +3,7 @@ rule metrics:
     any method or style reruns these anyway, so one job per shard keeps the DAG small.)"""
     input:
         shard=ingest_table("content", "{shard}"),
-        styles=style_tables,
+        styles=STYLE_TABLES,
         indexes=metrics_indexes,
         segments=metrics_segment_indexes,
     output:

@@ -3,7 +3,7 @@ rule stylize:
     is current are reused, so adding a style computes only that style."""
     input:
         shard=ingest_table("content", "{shard}"),
-        styles=style_tables,
+        styles=STYLE_TABLES,
         segments=stylize_segment_indexes,
         models=stylize_models,
     output:
@@ -11,7 +11,7 @@ rule stylize:
     params:
         settings=lambda wildcards: stage_settings("stylize", wildcards.method),
         code=stylize_code,
-        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/stylized
+        out_root=stage_root("stylized"),  # a constant: no per-job function (DAG build time)
         train_root=TRAIN,
     resources:
         gpu=1,
