@@ -172,11 +172,6 @@ STYLE_TABLES = [ingest_table("style", s) for s in STYLES]  # a list, not an inpu
 # inspects every callable input and param of every job, which is a large part of a 100k-photo DAG build
 
 
-def stage_root(stage):
-    """Where a stage's images go (``results/<stage>``): the parent of its ``_index`` folder."""
-    return Path(index_path(stage, "m", "s")).parents[2].as_posix()
-
-
 def segment_index(kind, part):
     return f"{RESULTS}/segment/{kind}/_index/{part}.csv"
 

@@ -10,7 +10,7 @@ rule export:
     params:
         settings=lambda wildcards: stage_settings("export", export_variant(wildcards.method)),
         code=stage_code("stages.export"),
-        out_root=stage_root("export"),  # a constant: no per-job function (DAG build time)
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/export (lint: derived from the output)
     resources:
         gpu=1,
     threads: 2  # CPU threads for torch (capped at --cores); profiles override (set-threads)

@@ -10,7 +10,7 @@ rule refine:
     params:
         settings=lambda wildcards: stage_settings("refine", wildcards.method),
         code=stage_code("stages.refine"),
-        out_root=stage_root("refined"),  # a constant: no per-job function (DAG build time)
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/refined (lint: derived from the output)
     resources:
         gpu=1,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)

@@ -7,7 +7,7 @@ rule segment:
     params:
         settings=stage_settings("segment"),
         code=stage_code("stages.segment"),
-        out_root=stage_root("segment"),  # a constant: no per-job function (DAG build time)
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/segment (lint: derived from the output)
     resources:
         gpu=1,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)

@@ -11,7 +11,7 @@ rule stylize:
     params:
         settings=lambda wildcards: stage_settings("stylize", wildcards.method),
         code=stylize_code,
-        out_root=stage_root("stylized"),  # a constant: no per-job function (DAG build time)
+        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/stylized (lint: derived from the output)
         train_root=TRAIN,
     resources:
         gpu=1,
