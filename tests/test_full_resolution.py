@@ -151,3 +151,34 @@ def test_raw_variant_is_lifted_by_the_export_itself(small_run):
     with Image.open(root / "Reisen" / "Köln" / "IMG_1.png") as im:
         assert (im.height, im.width) == (120, 160)
         assert D.read_provenance(root / "Reisen" / "Köln" / "IMG_1.png")["photostyle:variant"] == "raw"
+
+
+def test_two_photos_with_one_deliverable_name_never_overwrite_each_other(tmp_path):
+    """``a.png`` and ``a.jpg`` in one folder both export as ``a.jpg``: the second is failed with
+    a message naming the first, whose deliverable stays."""
+    import numpy as np
+
+    from photostyle.stages.export import run_export_shard
+    from photostyle.core.photo import PhotoLimits, decode_photo
+    from photostyle.core.io import write_csv_atomic, write_png_atomic
+
+    rows, entries = [], []
+    for i, name in enumerate(("a.jpg", "a.png")):
+        img = smooth_photo(30, 40, seed=i)
+        src = save(img, tmp_path / "photos" / name, **({"quality": 95} if name.endswith("jpg") else {}))
+        _, info = decode_photo(src.read_bytes(), PhotoLimits())
+        rows.append({"id": f"a{i}", "status": "ok", "path": str(src), "relpath": name, "sha256": info.sha256,
+                     "width": 40, "height": 30, "full_width": 40, "full_height": 30})
+        out = tmp_path / "stylized" / f"a{i}.png"
+        write_png_atomic(out, img)
+        entries.append({"photo_id": f"a{i}", "style": "s", "method": "reinhard", "status": "ok", "output": str(out)})
+    write_csv_atomic(tmp_path / "shard.csv", list(rows[0]), rows)
+    write_csv_atomic(tmp_path / "index.csv", list(entries[0]), entries)
+    settings = {"export": {"format": "jpeg", "quality": 90, "strip_gps": False, "icc": "keep", "enabled": True},
+                "variant": "raw", "lift": {"enabled": False}, "device": "cpu",
+                "ingest": {"work_megapixels": 1.5, "max_megapixels": 100, "min_side": 16, "max_decode_megapixels": 250}}
+    out = run_export_shard(tmp_path / "shard.csv", tmp_path / "index.csv", settings, tmp_path / "export",
+                           tmp_path / "export" / "_index" / "reinhard" / "x.csv", "test")
+    assert [r["status"] for r in out] == ["ok", "failed"]
+    assert "deliverable of 'a.jpg'" in out[1]["error"]
+    assert D.read_provenance(tmp_path / "export" / "s" / "reinhard" / "a.jpg")["photostyle:relpath"] == "a.jpg"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts
 from photostyle.stages.common import job_settings
-from photostyle.stages.engine import Item, ShardJob, provenance_text
+from photostyle.stages.engine import PROV, Item, ShardJob, provenance_text
 
 EXPORT_COLUMNS = ("photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
                   "width", "height", "source", "runtime_s", "peak_mem_mb", "config_hash", "code_version")
@@ -83,6 +83,13 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
 
     def write(it: Item, img) -> dict:
         p, _ = it.data
+        if it.out.exists():  # never replace another photo's deliverable (a.png and a.jpg both become a.jpg)
+            from photostyle.core.deliver import read_provenance
+
+            owner = read_provenance(it.out).get(PROV + "relpath", p["relpath"])
+            if owner != p["relpath"]:
+                raise ValueError(f"{it.out} is the deliverable of {owner!r} already: {p['relpath']!r} has the same "
+                                 f"name in export.format {ex['format']}; rename one of them")
         write_deliverable(it.out, img, ex["format"], source_metadata(p["path"]), provenance_text(it.provenance),
                           quality=ex["quality"], strip_gps=ex["strip_gps"], icc=ex["icc"])
         return {"width": img.shape[1], "height": img.shape[0]}
