@@ -97,7 +97,7 @@ def cmd_train(a):
     from photostyle.stages.train import run_train
 
     run_train(a.trainer, a.key, json.loads(a.args), a.listing, a.root, json.loads(a.settings), a.model, a.losses,
-              a.code_version, a.style_table)
+              a.code_version, a.style_table, a.domain_listing)
 
 
 def cmd_losses(a):
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("--args", default="{}", help="JSON: the artifact's arguments (e.g. decoder family, level)")
     s.add_argument("--style-table", default=None, help="per-style trainers: the style's ingest table")
+    s.add_argument("--domain-listing", default=None, help="munit: the listing of the style domain's photos")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("losses", help="report figure: training losses and optimisation traces")

@@ -81,6 +81,19 @@ if ARTIFACT_BY_PATH:  # the training subset, rewritten only when it changes
         raise WorkflowError(f"config train.dataset: folder '{TRAIN_ROOT}' does not exist")
     sync_training_listing(TRAIN_ROOT, TRAIN_LISTING, config["train"]["max_images"])
 
+
+def domain_listing(art):
+    """The listing of a style domain's photos (trainers that learn from a folder: munit)."""
+    return f"{TRAIN}/lists/domain_{art.key}.csv"
+
+
+for _art in ARTIFACT_BY_PATH.values():  # style domains: their listings, rewritten only when they change
+    _domain = dict(_art.args).get("domain")
+    if _domain is not None:
+        if not Path(_domain).is_dir():
+            raise WorkflowError(f"config methods.munit.domain: folder '{_domain}' does not exist")
+        sync_training_listing(_domain, domain_listing(_art), config["munit"]["max_images"])
+
 wildcard_constraints:
     kind="content|style",
     shard="[0-9a-f]{8}",  # content shard (see photostyle.core.collection)
@@ -212,6 +225,8 @@ def train_inputs(wildcards):
     inputs = {"listing": TRAIN_LISTING}
     if art.style is not None:
         inputs["style"] = ingest_table("style", art.style)
+    if "domain" in dict(art.args):
+        inputs["domain"] = domain_listing(art)
     return inputs
 
 
@@ -222,6 +237,8 @@ def train_settings(wildcards):
 def train_args(wildcards):
     art = artifact_of(wildcards)
     args = f"--args {as_json(dict(art.args))!r}"
+    if "domain" in dict(art.args):
+        args += f" --domain-listing {domain_listing(art)!r}"
     return args + (f" --style-table {ingest_table('style', art.style)}" if art.style is not None else "")
 
 

@@ -1,5 +1,5 @@
-"""The training loop shared by the fast method's per-style networks and the universal
-methods' decoders: Adam on random crops of the user's photos, atomic checkpoints, resumption.
+"""The training loop shared by the fast method's per-style networks, the universal methods'
+decoders and MUNIT's translation networks: Adam on random crops of the user's photos, atomic checkpoints, resumption.
 
 The crops and photo order of step s depend only on (seed, s) (:class:`CropSampler`), and the
 checkpoint holds the network, the optimiser state, the step and the loss log, so a run killed
@@ -53,9 +53,11 @@ class CropSampler:
         return torch.stack(out).float() / 255
 
 
-def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], dict], sampler: CropSampler, cfg: dict,
+def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], dict] | None, sampler, cfg: dict,
         save: Callable[[nn.Module], None], checkpoint: str | Path, loss_csv: str | Path, columns: tuple[str, ...],
-        meta: dict[str, str], device, stop_after: int | None = None) -> nn.Module:
+        meta: dict[str, str], device, stop_after: int | None = None, *,
+        optimizers: dict[str, torch.optim.Optimizer] | None = None,
+        update: Callable[[torch.Tensor, int], dict] | None = None) -> nn.Module:
     """Train ``net`` (built and seeded by the caller) on ``loss_fn(batch) -> {name: loss}``.
 
     ``cfg``: ``steps``, ``batch_size``, ``learning_rate``, ``checkpoint_every``, ``log_every``.
@@ -63,17 +65,29 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], dict], sampler: CropSa
     ``meta["config_hash"]``; writes it atomically every ``checkpoint_every`` steps, with the
     loss log ``loss_csv`` (``columns``: step, total, the loss names, seconds). ``save(net)``
     writes the final model. ``stop_after`` (tests) stops the run after that step as if killed.
+
+    Adversarial training (MUNIT) passes its own ``optimizers`` (all checkpointed) and
+    ``update(batch, step) -> {name: loss}``, which makes the optimiser steps itself.
     """
     from photostyle.core.io import atomic_path, write_csv_atomic
 
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["learning_rate"])
+    opts = optimizers or {"optimizer": torch.optim.Adam(net.parameters(), lr=cfg["learning_rate"])}
+    if update is None:
+        def update(x, _step):
+            opt = opts["optimizer"]
+            opt.zero_grad(set_to_none=True)
+            parts = loss_fn(x)
+            sum(parts.values()).backward()
+            opt.step()
+            return parts
     step, rows = 0, []
     checkpoint = Path(checkpoint)
     if checkpoint.exists():
         blob = torch.load(checkpoint, map_location=device, weights_only=True)
         if blob["meta"].get("config_hash") == meta.get("config_hash"):
             net.load_state_dict(blob["state_dict"])
-            opt.load_state_dict(blob["optimizer"])
+            for name, opt in opts.items():
+                opt.load_state_dict(blob[name])
             step, rows = int(blob["step"]), list(blob["losses"])
             log.info("resuming from %s at step %d", checkpoint, step)
         else:
@@ -84,17 +98,14 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], dict], sampler: CropSa
 
     def save_checkpoint():
         with atomic_path(checkpoint) as tmp:
-            torch.save({"state_dict": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
+            torch.save({"state_dict": net.state_dict(), **{k: o.state_dict() for k, o in opts.items()}, "step": step,
                         "losses": [[r[c] for c in columns] for r in rows], "meta": dict(meta)}, tmp)
         write_csv_atomic(loss_csv, columns, rows)
 
     while step < cfg["steps"]:
         x = sampler.batch(step, cfg["batch_size"]).to(device)
-        opt.zero_grad(set_to_none=True)
-        parts = loss_fn(x)
+        parts = update(x, step)
         total = sum(parts.values())
-        total.backward()
-        opt.step()
         step += 1
         rows.append({"step": step, "total": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                      "seconds": round(time.perf_counter() - t0, 3)})

@@ -30,7 +30,8 @@ class Trainer:
     per_style: bool  # one model per style (its input: the style's ingest table)
 
 
-TRAINERS = {t.name: t for t in (Trainer("fast", "train", True), Trainer("decoder", "decoders", False))}
+TRAINERS = {t.name: t for t in (Trainer("fast", "train", True), Trainer("decoder", "decoders", False),
+                                 Trainer("munit", "munit", False))}
 
 
 def settings(config: dict, trainer: str) -> dict:
@@ -40,10 +41,13 @@ def settings(config: dict, trainer: str) -> dict:
 
 
 def run_train(trainer: str, key: str, args: dict, listing, dataset_root, settings: dict, model_out, losses_out,
-              code_version: str, style_table=None):
+              code_version: str, style_table=None, domain_listing=None):
     """Train one artifact (the rule's entry point)."""
     if trainer == "fast":
         return run_train_fast(style_table, listing, dataset_root, settings, model_out, losses_out, code_version)
+    if trainer == "munit":
+        return run_train_munit(args["domain"], domain_listing, listing, dataset_root, settings, model_out,
+                               losses_out, code_version)
     return run_train_decoder(args["family"], int(args["level"]), listing, dataset_root, settings, model_out,
                              losses_out, code_version)
 
@@ -141,3 +145,26 @@ def run_train_decoder(family: str, level: int, listing, dataset_root, settings: 
                                   checkpoint_path(model_out), losses_out, meta, job.device, stop_after=stop_after)
     return train_decoder(level, family, encoder, photos, cfg, model_out, checkpoint_path(model_out), losses_out,
                          meta, job.device, stop_after=stop_after)
+
+
+def run_train_munit(domain_root, domain_listing, listing, dataset_root, settings: dict, model_out, losses_out,
+                    code_version: str, stop_after: int | None = None):
+    """``settings``: ``munit`` (the config section), ``seed``, ``device``, ``ingest``. Domain a:
+    the training photos of the collection; domain b: the listed photos of ``domain_root``."""
+    from photostyle.core.device import start_job
+    from photostyle.nets.munit import train
+
+    job = start_job(settings)
+    cfg = {**settings["munit"], "seed": settings["seed"]}
+    photos_a = load_training_photos(listing, dataset_root, job.limits)
+    photos_b = load_training_photos(domain_listing, domain_root, job.limits)
+    log.info("munit: %d photos of the collection, %d of the domain %s; device %s",
+             len(photos_a), len(photos_b), domain_root, job.device_desc)
+    digests = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in (listing, domain_listing)]
+    meta = {
+        "config_hash": config_hash({"settings": settings, "domain": str(domain_root), "listings": digests}),
+        "domain": str(domain_root), "code_version": code_version, "device": job.device_desc,
+        "seed": str(settings["seed"]), "photos": f"{len(photos_a)}+{len(photos_b)}", "steps": str(cfg["steps"]),
+    }
+    return train(photos_a, photos_b, cfg, model_out, checkpoint_path(model_out), losses_out, meta, job.device,
+                 stop_after=stop_after)
