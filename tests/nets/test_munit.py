@@ -14,7 +14,7 @@ CPU = torch.device("cpu")
 def _cfg(**kw):
     from photostyle.config import validate_config
 
-    cfg = dict(validate_config({})["munit"], seed=1, dim=8, n_res=1, style_dim=4, mlp_dim=16, image_size=32,
+    cfg = dict(validate_config({})["translation"], seed=1, dim=8, n_res=1, style_dim=4, mlp_dim=16, image_size=32,
                dis_layers=2, dis_scales=2, batch_size=1, learning_rate=1e-3, log_every=1000, checkpoint_every=1000)
     cfg.update(kw)
     return cfg
@@ -70,3 +70,22 @@ def test_random_style_codes_are_modes_and_seeds_repeat(tmp_path, domains):
     assert out[1].shape == x.shape and float(out[1].min()) >= 0 and float(out[1].max()) <= 1
     assert torch.equal(out[1], again)
     assert float((out[1] - out[2]).abs().mean()) > 1e-4
+
+
+def test_the_workflow_trains_one_model_per_domain_and_names_a_missing_one(tiny_collection):
+    import yaml
+
+    from conftest import run_snakemake, scheduled_jobs
+
+    tmp, cfg_path, cfg = tiny_collection
+    cfg = {**cfg, "stylize": {"methods": ["munit"]}}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp, cfg_path, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0 and "methods.munit.domain" in proc.stdout + proc.stderr
+    cfg["methods"] = {"munit": {"domain": str(tmp / "styles")}}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    jobs = scheduled_jobs(run_snakemake(tmp, cfg_path, "-n", "--cores", "1").stdout)
+    trains = [w for r, w in jobs if r == "train_model"]
+    assert len(trains) == 1 and trains[0]["trainer"] == "munit" and trains[0]["key"].startswith("styles-")
+    listing = next((tmp / "results" / "train" / "lists").glob("domain_styles-*.csv"))
+    assert {"warm.png", "cool.png"} <= {line.split(",")[0] for line in listing.read_text().split()}

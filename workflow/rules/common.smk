@@ -87,12 +87,16 @@ def domain_listing(art):
     return f"{TRAIN}/lists/domain_{art.key}.csv"
 
 
-for _art in ARTIFACT_BY_PATH.values():  # style domains: their listings, rewritten only when they change
-    _domain = dict(_art.args).get("domain")
-    if _domain is not None:
-        if not Path(_domain).is_dir():
-            raise WorkflowError(f"config methods.munit.domain: folder '{_domain}' does not exist")
-        sync_training_listing(_domain, domain_listing(_art), config["munit"]["max_images"])
+for _m, _arts in ARTIFACTS.items():  # style domains: their listings, rewritten only when they change
+    for _art in _arts:
+        _domain = dict(_art.args).get("domain")
+        if _domain is None:
+            continue
+        if not _domain or not Path(_domain).is_dir():
+            raise WorkflowError(f"config methods.{_m}.domain: the style domain's folder '{_domain}' does not exist "
+                                "(set it to a folder of the domain's photos)")
+        _section = train_stage.TRAINERS[_art.trainer].section
+        sync_training_listing(_domain, domain_listing(_art), config[_section]["max_images"])
 
 wildcard_constraints:
     kind="content|style",

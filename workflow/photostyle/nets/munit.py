@@ -287,7 +287,7 @@ def random_style_code(model: Munit, seed: int, device) -> torch.Tensor:
 
 def train(photos_a, photos_b, cfg: dict, out_model, checkpoint, loss_csv, meta: dict[str, str], device,
           stop_after: int | None = None) -> Munit:
-    """``cfg``: the config's ``munit`` section and ``seed``."""
+    """``cfg``: the config's ``translation`` section and ``seed``."""
     from photostyle.nets.trainloop import CropSampler, fit
 
     torch.manual_seed(cfg["seed"])

@@ -31,7 +31,7 @@ class Trainer:
 
 
 TRAINERS = {t.name: t for t in (Trainer("fast", "train", True), Trainer("decoder", "decoders", False),
-                                 Trainer("munit", "munit", False))}
+                                 Trainer("munit", "translation", False))}
 
 
 def settings(config: dict, trainer: str) -> dict:
@@ -149,13 +149,13 @@ def run_train_decoder(family: str, level: int, listing, dataset_root, settings: 
 
 def run_train_munit(domain_root, domain_listing, listing, dataset_root, settings: dict, model_out, losses_out,
                     code_version: str, stop_after: int | None = None):
-    """``settings``: ``munit`` (the config section), ``seed``, ``device``, ``ingest``. Domain a:
+    """``settings``: ``translation`` (the config section), ``seed``, ``device``, ``ingest``. Domain a:
     the training photos of the collection; domain b: the listed photos of ``domain_root``."""
     from photostyle.core.device import start_job
     from photostyle.nets.munit import train
 
     job = start_job(settings)
-    cfg = {**settings["munit"], "seed": settings["seed"]}
+    cfg = {**settings["translation"], "seed": settings["seed"]}
     photos_a = load_training_photos(listing, dataset_root, job.limits)
     photos_b = load_training_photos(domain_listing, domain_root, job.limits)
     log.info("munit: %d photos of the collection, %d of the domain %s; device %s",
