@@ -6,7 +6,8 @@ Each method stylises a generated photo-like image of ``--mp`` megapixels with a 
 photo, ``--repeat`` times after one warm-up call (style statistics and networks are made in the
 warm-up, as a stylize job makes them once per style). Networks run with random initialisation
 (no pretrained or trained weights here): their speed is that of the real networks, their
-output is not a stylisation. ``wct2`` gets an untrained decoder of its option.
+output is not a stylisation. ``wct2`` gets an untrained decoder of its option, ``munit`` untrained networks of the default
+architecture with a random style code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", nargs="+", default=["reinhard", "mkl", "quilting", "wct2"])
+    ap.add_argument("--methods", nargs="+", default=["reinhard", "mkl", "quilting", "wct2", "munit"])
     ap.add_argument("--mp", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
@@ -56,7 +57,17 @@ def main() -> None:
                 wct2.save_decoder(path, wct2.WaveDecoder("cat5"), {"encoder": "vgg19=random, seed 0"})
                 artifacts = {Artifact("decoder", "wave_cat5/relu4_1", None,
                                       (("family", "wave_cat5"), ("level", 4))): path}
-            m = make_method(name, artifacts=artifacts)
+            params = None
+            if name == "munit":  # the default architecture (translation section), untrained
+                from photostyle.config import validate_config
+                from photostyle.nets import munit
+
+                cfg = {**validate_config({})["translation"], "seed": 0}
+                path = Path(tmp) / "munit.pt"
+                munit.save_model(path, munit.Munit(cfg), cfg, {})
+                artifacts = {Artifact("munit", "bench", None, (("domain", "bench"),)): path}
+                params = {"domain": "bench", "guidance": "random"}
+            m = make_method(name, params, artifacts=artifacts)
             state = m.prepare_style(style, "style")
             with torch.no_grad():
                 m(content, state)  # warm-up: networks and style statistics
