@@ -91,8 +91,23 @@ def test_registry_lists_real_sources():
     assert W.REGISTRY["vgg19-imagenet"].url.endswith("vgg19-dcbb9e9d.pth")
     assert W.REGISTRY["segformer-b2-ade20k"].url == "smp-hub/segformer-b2-512x512-ade-160k"
     for spec in W.REGISTRY.values():
-        if spec.source == "url":
+        if spec.source == "url" and not spec.locked_on_fetch:
             assert spec.sha256_prefix and spec.sha256_prefix in spec.filename
+    # files without a published digest (clovaai/WCT2) are used only once fetch-weights locked them
+    assert {n for n, s in W.REGISTRY.items() if s.locked_on_fetch} == {
+        f"wct2-{p}-{o}" for p in ("encoder", "decoder") for o in ("cat5", "sum")}
+
+
+def test_an_unlocked_file_without_published_digest_is_refused(tmp_path):
+    spec = W.REGISTRY["wct2-decoder-cat5"]
+    (tmp_path / spec.filename).write_bytes(b"a checkpoint that turned up")
+    with pytest.raises(W.ChecksumMismatch, match="fetch-weights"):
+        W.resolve("wct2-decoder-cat5", "pretrained", tmp_path, 0, download=False)
+    W.record_sum(tmp_path, spec.filename, W.sha256_file(tmp_path / spec.filename))
+    assert W.resolve("wct2-decoder-cat5", "pretrained", tmp_path, 0, download=False).path == tmp_path / spec.filename
+    (tmp_path / spec.filename).write_bytes(b"swapped afterwards")
+    with pytest.raises(W.ChecksumMismatch, match="SHA256SUMS"):
+        W.resolve("wct2-decoder-cat5", "pretrained", tmp_path, 0, download=False)
 
 
 class _Payload:

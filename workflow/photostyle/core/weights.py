@@ -51,6 +51,9 @@ class WeightSpec:
     sha256: str = ""  # full digest, when published
     description: str = ""
     hf_files: tuple[str, ...] = field(default=())
+    # no digest is published: the file is used only once ``fetch-weights`` has recorded its
+    # sha256 in SHA256SUMS (trust on first fetch), never as a file that merely turned up
+    locked_on_fetch: bool = False
 
     def local_path(self, weights_dir: str | Path) -> Path:
         if self.source == "hf":
@@ -80,7 +83,7 @@ for _opt in ("cat5", "sum"):  # MIT-licensed; no digest is published: the file's
         _file = f"wave_{_part}_{_opt}_l4.pth"
         REGISTRY[f"wct2-{_part}-{_opt}"] = WeightSpec(
             f"wct2-{_part}-{_opt}", "url", _WCT2 + _file, _file,
-            description=f"clovaai/WCT2 {_file} (wct2 with decoder: published, option {_opt})")
+            description=f"clovaai/WCT2 {_file} (wct2 with decoder: published, option {_opt})", locked_on_fetch=True)
 for _b in range(6):
     _repo = f"smp-hub/segformer-b{_b}-512x512-ade-160k"
     REGISTRY[f"segformer-b{_b}-ade20k"] = WeightSpec(
@@ -234,6 +237,11 @@ def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: 
         log.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
         return Resolved(spec, None, random_prov)
+    if spec.locked_on_fetch:
+        rel = str(path.relative_to(weights_dir)) if path.is_relative_to(weights_dir) else path.name
+        if rel not in read_sums(weights_dir):  # verify() checked the lock when there is one
+            raise ChecksumMismatch(f"{path}: '{name}' publishes no digest; run `photostyle fetch-weights {name}` "
+                                   "(or `snakemake fetch_weights`), which records its sha256 in SHA256SUMS")
     return Resolved(spec, path, "sha256:" + sha256_file(path))
 
 
