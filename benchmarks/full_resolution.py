@@ -151,8 +151,10 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
     if model is not None and (megapixels <= full_max_mp or method != "fast"):  # the method run directly at full size, for the lift's quality
         direct = to_uint8(run(to_tensor(full)))
         out["psnr_full"] = psnr(to_uint8(lifted), direct)
-        out["psnr_upsampled"] = psnr(np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(stylised).resize(
-            (full.shape[1], full.shape[0]), 2)), direct)  # bilinear upsampling of the working-size result
+        from PIL import Image
+
+        upsampled = Image.fromarray(stylised).resize((full.shape[1], full.shape[0]), Image.Resampling.BILINEAR)
+        out["psnr_upsampled"] = psnr(np.asarray(upsampled), direct)  # bilinear upsampling of the working-size result
     return out
 
 

@@ -70,13 +70,18 @@ class ContentPhotos:
         self.labels_rows = {r["photo_id"]: r for r in read_csv_dicts(segment_index) if r["status"] == "ok"} \
             if segment_index else {}
         self._current: tuple[str, tuple] | None = None
+        self._digests: dict[str, str] = {}
 
     def labels_digest(self, photo: dict) -> str:
         """Identifies the label map the lift of ``photo`` (its ingest row) uses ("none": one
         region, or no lift: the photo is at its working size already)."""
         row = self.labels_rows.get(photo["id"])
         lifted = self.lift_settings["enabled"] and (photo["width"], photo["height"]) != (photo["full_width"], photo["full_height"])
-        return file_digest(row["labels"])[:16] if row and lifted else "none"
+        if not (row and lifted):
+            return "none"
+        if photo["id"] not in self._digests:  # once per photo, not once per style
+            self._digests[photo["id"]] = file_digest(row["labels"])[:16]
+        return self._digests[photo["id"]]
 
     def images(self, row: dict):
         """(the output-size image, the working-size image) of a content photo: full resolution

@@ -57,7 +57,7 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
     smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     content = ContentPhotos(job.limits, settings["lift"], segment_index)
-    detail: dict[str, torch.Tensor | None] = {}  # the current photo's detail layer (entries are photo-major)
+    tensors: dict[str, tuple] = {}  # the current photo: its full-size tensor and detail layer
 
     def item(e) -> Item:
         row = {**e, "variant": "refined", "output": "", "cached": "", "runtime_s": "", "peak_mem_mb": "",
@@ -81,17 +81,18 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
         p, data = it.data
         full, work = content.images(p)  # full: the output's size (the working size with the lift off)
         with torch.no_grad():
-            if p["id"] not in detail:
-                detail.clear()  # keep one photo's buffers at a time
-                detail[p["id"]] = detail_layer(to_tensor(full, job.device), **dt) if rs["detail_transfer"] else None
+            if p["id"] not in tensors:  # once per photo (entries are photo-major), not once per style
+                tensors.clear()  # keep one photo's buffers at a time
+                full_t = to_tensor(full, job.device)
+                tensors[p["id"]] = (full_t, detail_layer(full_t, **dt) if rs["detail_transfer"] else None)
+            full_t, detail = tensors[p["id"]]
             stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
             if smooth_at == "work":
                 stylized = smooth(stylized, to_tensor(work, job.device), rs["smoothing"])
             out = content.lift(p, stylized).to(job.device)
-            full_t = to_tensor(full, job.device)
             if smooth_at == "full":
                 out = smooth(out, full_t, rs["smoothing"])
-            return detail_transfer(out, full_t, detail=detail[p["id"]], **dt) if rs["detail_transfer"] else out
+            return detail_transfer(out, full_t, detail=detail, **dt) if rs["detail_transfer"] else out
 
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
