@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -25,7 +24,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 
-from photostyle.core.io import write_bytes_atomic
+from photostyle.core.io import read_png_text, write_bytes_atomic
 
 FORMATS = {"jpeg": (".jpg", (".jpg", ".jpeg")), "png": (".png", (".png",)), "tiff": (".tif", (".tif", ".tiff"))}
 ORIENTATION, EXIF_IFD, GPS_IFD, USER_COMMENT = 0x0112, 0x8769, 0x8825, 0x9286
@@ -68,7 +67,7 @@ def source_metadata(path) -> SourceMeta:
 def _exif_bytes(exif: Image.Exif, strip_gps: bool, provenance: dict[str, str]) -> bytes:
     out = Image.Exif()
     for tag, value in exif.items():
-        if tag not in (EXIF_IFD, GPS_IFD, 0x8825, 0xA005):  # sub-IFD pointers are rebuilt below
+        if tag not in (EXIF_IFD, GPS_IFD, 0xA005):  # sub-IFD pointers are rebuilt below
             out[tag] = value
     if ORIENTATION in out or exif:
         out[ORIENTATION] = 1  # the pixels are upright: a reader must not rotate them again
@@ -110,16 +109,15 @@ def write_deliverable(dest, image: np.ndarray, fmt: str, meta: SourceMeta, prove
         im.save(buf, format="TIFF", exif=exif, icc_profile=profile)  # libtiff compression drops the EXIF IFD
     else:
         raise ValueError(f"export format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    write_bytes_atomic(dest, buf.getvalue())
+    write_bytes_atomic(dest, buf.getvalue())  # makes the folder
 
 
 def read_provenance(path) -> dict[str, str]:
     """The provenance a file carries: PNG text chunks, else the EXIF UserComment's JSON."""
+    text = read_png_text(path)
+    if text:
+        return text
     with Image.open(path) as im:
-        text = dict(getattr(im, "text", {}) or {})
-        if text:
-            return text
         comment = im.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
     if isinstance(comment, str):
         comment = comment.encode("latin-1", "replace")

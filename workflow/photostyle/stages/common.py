@@ -70,18 +70,36 @@ class ContentPhotos:
         self.labels_rows = {r["photo_id"]: r for r in read_csv_dicts(segment_index) if r["status"] == "ok"} \
             if segment_index else {}
         self._current: tuple[str, tuple] | None = None
-        self._digests: dict[str, str] = {}
+        self._labels: tuple[str, tuple] | None = None  # the current photo's (label map, digest)
+
+    def _label_map(self, pid: str):
+        """(integer label map, digest of its file) of ``pid``, read once per photo (items are
+        photo-major; refine and export ask once per style), or None without a label map."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from photostyle.core.photo import sha256_bytes
+
+        row = self.labels_rows.get(pid)
+        if row is None:
+            return None
+        if self._labels is None or self._labels[0] != pid:
+            data = Path(row["labels"]).read_bytes()
+            with Image.open(io.BytesIO(data)) as im:
+                lab = np.asarray(im)
+            if lab.ndim == 3:  # colour-coded masks: one integer per colour
+                lab = (lab[..., 0].astype(np.int64) << 16) | (lab[..., 1].astype(np.int64) << 8) | lab[..., 2]
+            self._labels = (pid, (lab, sha256_bytes(data)[:16]))
+        return self._labels[1]
 
     def labels_digest(self, photo: dict) -> str:
         """Identifies the label map the lift of ``photo`` (its ingest row) uses ("none": one
         region, or no lift: the photo is at its working size already)."""
-        row = self.labels_rows.get(photo["id"])
         lifted = self.lift_settings["enabled"] and (photo["width"], photo["height"]) != (photo["full_width"], photo["full_height"])
-        if not (row and lifted):
-            return "none"
-        if photo["id"] not in self._digests:  # once per photo, not once per style
-            self._digests[photo["id"]] = file_digest(row["labels"])[:16]
-        return self._digests[photo["id"]]
+        found = self._label_map(photo["id"]) if lifted else None
+        return found[1] if found else "none"
 
     def images(self, row: dict):
         """(the output-size image, the working-size image) of a content photo: full resolution
@@ -99,20 +117,6 @@ class ContentPhotos:
             self._current = (row["id"], pair)
         return self._current[1]
 
-    def labels(self, pid: str):
-        """The content's label map as integers (colour-coded masks packed), or None."""
-        import numpy as np
-        from PIL import Image
-
-        row = self.labels_rows.get(pid)
-        if row is None:
-            return None
-        with Image.open(row["labels"]) as im:
-            lab = np.asarray(im)
-        if lab.ndim == 3:
-            lab = (lab[..., 0].astype(np.int64) << 16) | (lab[..., 1].astype(np.int64) << 8) | lab[..., 2]
-        return lab
-
     def lift(self, row: dict, stylised):
         """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
         when the photo is at its working size already, or the lift is off)."""
@@ -122,4 +126,5 @@ class ContentPhotos:
         if full.shape == work.shape:
             return stylised
         s = {k: v for k, v in self.lift_settings.items() if k != "enabled"}
-        return lift_ops.apply(lift_ops.fit(work, stylised, self.labels(row["id"]), **s), full)
+        found = self._label_map(row["id"])
+        return lift_ops.apply(lift_ops.fit(work, stylised, found[0] if found else None, **s), full)

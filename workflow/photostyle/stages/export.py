@@ -81,8 +81,13 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
             raise ValueError(f"result is {img.shape[1]}x{img.shape[0]}, the photo {full[1]}x{full[0]}")
         return np.ascontiguousarray(img)
 
+    meta: dict[str, object] = {}  # the current photo's EXIF and profile (items are photo-major)
+
     def write(it: Item, img) -> dict:
         p, _ = it.data
+        if p["path"] not in meta:
+            meta.clear()
+            meta[p["path"]] = source_metadata(p["path"])
         if it.out.exists():  # never replace another photo's deliverable (a.png and a.jpg both become a.jpg)
             from photostyle.core.deliver import read_provenance
 
@@ -90,7 +95,7 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
             if owner != p["relpath"]:
                 raise ValueError(f"{it.out} is the deliverable of {owner!r} already: {p['relpath']!r} has the same "
                                  f"name in export.format {ex['format']}; rename one of them")
-        write_deliverable(it.out, img, ex["format"], source_metadata(p["path"]), provenance_text(it.provenance),
+        write_deliverable(it.out, img, ex["format"], meta[p["path"]], provenance_text(it.provenance),
                           quality=ex["quality"], strip_gps=ex["strip_gps"], icc=ex["icc"])
         return {"width": img.shape[1], "height": img.shape[0]}
 
