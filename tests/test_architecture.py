@@ -98,6 +98,28 @@ def test_code_version_follows_the_import_closure(tmp_path):
     assert "photostyle.core.photo" in import_closure("stages.stylize", package_dir=pkg)
 
 
+def test_the_import_scan_finds_every_import_statement_ast_walk_finds(tmp_path):
+    """package_imports visits statements only (it runs at every DAG build); it must see exactly
+    the imports a full ast.walk sees: in functions, classes, try/except, with, if, match."""
+    import ast
+
+    from photostyle.core.provenance import _import_statements
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("import a\nclass C:\n    def f(self):\n        try:\n            import b\n"
+                     "        except ImportError:\n            from c import d\n        finally:\n            import e\n"
+                     "with x:\n    for i in y:\n        import f\n    else:\n        import g\n"
+                     "match v:\n    case 1:\n        import h\n"
+                     "async def k():\n    async with z:\n        while 1:\n            import i\n")
+    sources = [probe, *PACKAGE_DIR.rglob("*.py")]
+    for path in sources:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        walked = sorted(ast.dump(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+        scanned = sorted(ast.dump(n) for n in _import_statements(tree.body))
+        assert scanned == walked, path
+    assert len(list(_import_statements(ast.parse(probe.read_text()).body))) == 8  # a b c e f g h i
+
+
 def test_a_missing_module_is_an_error_not_a_silent_hash(tmp_path):
     pkg = _package_copy(tmp_path)
     (pkg / "ops" / "smoothing.py").unlink()

@@ -171,13 +171,15 @@ def test_two_photos_with_one_deliverable_name_never_overwrite_each_other(tmp_pat
                      "width": 40, "height": 30, "full_width": 40, "full_height": 30})
         out = tmp_path / "stylized" / f"a{i}.png"
         write_png_atomic(out, img)
-        entries.append({"photo_id": f"a{i}", "style": "s", "method": "reinhard", "status": "ok", "output": str(out)})
+        entries.append({"photo_id": f"a{i}", "style": "s", "method": "reinhard", "variant": "raw", "status": "ok",
+                        "output": str(out)})
     write_csv_atomic(tmp_path / "shard.csv", list(rows[0]), rows)
     write_csv_atomic(tmp_path / "index.csv", list(entries[0]), entries)
-    settings = {"export": {"format": "jpeg", "quality": 90, "strip_gps": False, "icc": "keep", "enabled": True},
-                "variant": "raw", "lift": {"enabled": False}, "device": "cpu",
-                "ingest": {"work_megapixels": 1.5, "max_megapixels": 100, "min_side": 16, "max_decode_megapixels": 250}}
-    out = run_export_shard(tmp_path / "shard.csv", tmp_path / "index.csv", settings, tmp_path / "export",
+    settings = {"methods": {"reinhard": {
+        "export": {"format": "jpeg", "quality": 90, "strip_gps": False, "icc": "keep", "enabled": True},
+        "variant": "raw", "lift": {"enabled": False}, "device": "cpu",
+        "ingest": {"work_megapixels": 1.5, "max_megapixels": 100, "min_side": 16, "max_decode_megapixels": 250}}}}
+    out = run_export_shard(tmp_path / "shard.csv", [tmp_path / "index.csv"], settings, tmp_path / "export",
                            tmp_path / "export" / "_index" / "reinhard" / "x.csv", "test")
     assert [r["status"] for r in out] == ["ok", "failed"]
     assert "deliverable of 'a.jpg'" in out[1]["error"]

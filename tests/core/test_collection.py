@@ -48,6 +48,27 @@ def test_removing_a_photo_changes_only_one_shard():
     assert 1 <= len(changed) <= 2
 
 
+def _shards_by_the_spec(relpaths, shard_size):
+    """The documented assignment, written plainly from hex digests (the shipped code works on raw
+    digest bytes for speed; existing collections must keep their shard names)."""
+    import hashlib
+
+    keyed = sorted((hashlib.sha256(("shard:" + unicodedata.normalize("NFC", p)).encode()).hexdigest(), p)
+                   for p in relpaths)
+    shards, current = {}, "00000000"
+    for key, rel in keyed:
+        if shard_size == 1 or int(key[8:24], 16) % shard_size == 0:
+            current = key[:8]
+        shards.setdefault(current, []).append(rel)
+    return shards
+
+
+def test_shard_assignment_follows_the_documented_rule():
+    paths = [f"d{i % 7}/IMG_{i}.jpg" for i in range(5000)] + ["Café/ñ.jpg", "e\u0301.png", "写真/1.jpg"]
+    for size in (1, 2, 7, 50, 500):
+        assert assign_shards(paths, size) == _shards_by_the_spec(paths, size), size
+
+
 def test_every_path_in_exactly_one_shard():
     paths = [f"p{i}.jpg" for i in range(777)]
     shards = assign_shards(paths, 20)

@@ -79,13 +79,45 @@ def test_refine_stage_writes_refined_outputs(shard):
     tmp_path, _, ids, settings, cfg = shard
     sid = ids["style.png"]
     _run(tmp_path, sid, settings, "e")
-    rsettings = refine_settings(cfg, "mkl")
+    rsettings = refine_settings(cfg, ["mkl"])
     index = tmp_path / "ref" / "_index" / "mkl" / "shard.csv"
-    rows = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_e" / "_index" / "mkl" / "shard.csv",
+    rows = run_refine_shard(tmp_path / "content.csv", [tmp_path / "out_e" / "_index" / "mkl" / "shard.csv"],
                             rsettings, tmp_path / "ref", index, "test")
     assert [r["variant"] for r in rows] == ["refined"] * 3 and {r["status"] for r in rows} == {"ok"}
     out = tmp_path / "ref" / sid / "mkl" / f"{rows[0]['photo_id']}.png"
     assert read_png_text(out)["photostyle:variant"] == "refined"
+
+
+def test_refine_job_covers_every_method_and_a_change_of_one_recomputes_only_that_one(shard):
+    """One refine job per shard takes every method's stylize index; changing one method's
+    refine settings (refine.per_method) recomputes that method's images and reuses the others'."""
+    from photostyle.stages.stylize import settings as stylize_settings
+
+    tmp_path, _, ids, _, cfg = shard
+    sid = ids["style.png"]
+    indexes = []
+    for method in ("mkl", "reinhard"):
+        root = tmp_path / "st"
+        index = root / "_index" / method / "shard.csv"
+        run_stylize_shard(tmp_path / "content.csv", [tmp_path / f"{sid}.csv"], method,
+                          stylize_settings(cfg, method), root, index, "test")
+        indexes.append(index)
+    out_index = tmp_path / "rf" / "_index" / "all" / "shard.csv"
+    first = run_refine_shard(tmp_path / "content.csv", indexes, refine_settings(cfg, ["mkl", "reinhard"]),
+                             tmp_path / "rf", out_index, "test")
+    assert sorted((r["method"], r["status"], r["cached"]) for r in first) == \
+        [("mkl", "ok", 0)] * 3 + [("reinhard", "ok", 0)] * 3
+    changed = validate_config({"device": "cpu", "refine": {"per_method": {"reinhard": {"iterations": 2}}}})
+    hashes = {r["method"]: r["config_hash"] for r in first}
+    again = run_refine_shard(tmp_path / "content.csv", indexes, refine_settings(changed, ["mkl", "reinhard"]),
+                             tmp_path / "rf", out_index, "test")
+    assert {(r["method"], r["cached"]) for r in again} == {("mkl", 1), ("reinhard", 0)}
+    new_hashes = {r["method"]: r["config_hash"] for r in again}
+    assert new_hashes["mkl"] == hashes["mkl"] and new_hashes["reinhard"] != hashes["reinhard"]
+    # a method left out of the settings is not refined (refine.enabled: false for it)
+    only = run_refine_shard(tmp_path / "content.csv", indexes, refine_settings(changed, ["reinhard"]),
+                            tmp_path / "rf", out_index, "test")
+    assert {r["method"] for r in only} == {"reinhard"} and all(r["cached"] == 1 for r in only)
 
 
 def test_provenance_names_the_exact_input_files(shard):
@@ -102,8 +134,8 @@ def test_provenance_names_the_exact_input_files(shard):
         assert text["photostyle:source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
         assert text["photostyle:style_sha256"] == style_sha
         assert text["photostyle:photo"] == r["photo_id"] and text["photostyle:style"] == sid
-    rsettings = refine_settings(cfg, "mkl")
-    refined = run_refine_shard(tmp_path / "content.csv", tmp_path / "out_p" / "_index" / "mkl" / "shard.csv",
+    rsettings = refine_settings(cfg, ["mkl"])
+    refined = run_refine_shard(tmp_path / "content.csv", [tmp_path / "out_p" / "_index" / "mkl" / "shard.csv"],
                                rsettings, tmp_path / "refp", tmp_path / "refp" / "_index" / "mkl" / "s.csv", "t")
     for r in refined:
         text = read_png_text(r["output"])

@@ -19,6 +19,23 @@ def _settings(text: str) -> dict:
     return json.loads(text) if text else {}
 
 
+OUT_ROOT_HELP = "where images go (default: the stage's results folder, two levels above the index's folder)"
+
+
+def _out_root(a) -> str:
+    """Where a stage's images go: ``--out-root``, else the stage's folder that holds the index, as
+    the rules lay it out: ``results/<stage>/_index/<method or all>/<shard>.csv`` and
+    ``results/segment/<kind>/_index/<part>.csv`` give ``results/<stage>``."""
+    if a.out_root:
+        return a.out_root
+    from pathlib import Path
+
+    parents = Path(a.index).parents  # relative stays relative: indexes record the paths as given
+    if len(parents) < 3:
+        raise SystemExit(f"--index {a.index}: give --out-root (the index is not inside a stage's folder)")
+    return str(parents[2])
+
+
 def cmd_ingest(a):
     from photostyle.stages.ingest import ingest_listing
 
@@ -37,13 +54,13 @@ def cmd_stylize(a):
     from photostyle.stages.stylize import run_stylize_shard
 
     run_stylize_shard(a.shard_table, a.style_tables, a.method, _settings(a.settings),
-                      a.out_root, a.index, a.code_version, a.segment_indexes, a.train_root)
+                      _out_root(a), a.index, a.code_version, a.segment_indexes, a.train_root)
 
 
 def cmd_segment(a):
     from photostyle.stages.segment import run_segment_part
 
-    run_segment_part(a.table, a.kind, _settings(a.settings), a.out_root, a.index, a.code_version)
+    run_segment_part(a.table, a.kind, _settings(a.settings), _out_root(a), a.index, a.code_version)
 
 
 def cmd_segmentation_sheet(a):
@@ -56,14 +73,14 @@ def cmd_segmentation_sheet(a):
 def cmd_refine(a):
     from photostyle.stages.refine import run_refine_shard
 
-    run_refine_shard(a.shard_table, a.stylize_index, _settings(a.settings), a.out_root, a.index, a.code_version,
+    run_refine_shard(a.shard_table, a.stylize_indexes, _settings(a.settings), _out_root(a), a.index, a.code_version,
                      a.segment_index or None)
 
 
 def cmd_export(a):
     from photostyle.stages.export import run_export_shard
 
-    run_export_shard(a.shard_table, a.source_index, _settings(a.settings), a.out_root, a.index, a.code_version,
+    run_export_shard(a.shard_table, a.source_indexes, _settings(a.settings), _out_root(a), a.index, a.code_version,
                      a.segment_index or None)
 
 
@@ -148,16 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_manifest)
 
     s = sub.add_parser("stylize", help="stylise one shard with one method, every style")
-    for opt in ("--shard-table", "--method", "--settings", "--out-root", "--index", "--code-version"):
+    for opt in ("--shard-table", "--method", "--settings", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--out-root", default="", help=OUT_ROOT_HELP)
     s.add_argument("--style-tables", nargs="+", required=True)
     s.add_argument("--segment-indexes", nargs="*", default=[])
     s.add_argument("--train-root", default="results/train", help="where trained artifacts are")
     s.set_defaults(fn=cmd_stylize)
 
     s = sub.add_parser("segment", help="semantic label maps of one ingest table")
-    for opt in ("--table", "--kind", "--settings", "--out-root", "--index", "--code-version"):
+    for opt in ("--table", "--kind", "--settings", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--out-root", default="", help=OUT_ROOT_HELP)
     s.set_defaults(fn=cmd_segment)
 
     s = sub.add_parser("segmentation-sheet", help="report figure of segmentation overlays")
@@ -166,15 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("indexes", nargs="+")
     s.set_defaults(fn=cmd_segmentation_sheet)
 
-    s = sub.add_parser("refine", help="smoothing, lift to full resolution, detail refinement of one stylised shard")
-    for opt in ("--shard-table", "--stylize-index", "--settings", "--out-root", "--index", "--code-version"):
+    s = sub.add_parser("refine", help="smoothing, lift to full resolution, detail refinement of one shard, every method")
+    for opt in ("--shard-table", "--settings", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--stylize-indexes", nargs="+", required=True, help="the shard's stylize index of each method")
+    s.add_argument("--out-root", default="", help=OUT_ROOT_HELP)
     s.add_argument("--segment-index", nargs="?", default="", help="the shard's content label maps (region-aware lift)")
     s.set_defaults(fn=cmd_refine)
 
-    s = sub.add_parser("export", help="deliverables of one method x shard: full resolution, EXIF/ICC, the user's tree")
-    for opt in ("--shard-table", "--source-index", "--settings", "--out-root", "--index", "--code-version"):
+    s = sub.add_parser("export", help="deliverables of one shard, every method: full resolution, EXIF/ICC, the user's tree")
+    for opt in ("--shard-table", "--settings", "--index", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--source-indexes", nargs="+", required=True, help="refined and raw indexes to export from")
+    s.add_argument("--out-root", default="", help=OUT_ROOT_HELP)
     s.add_argument("--segment-index", nargs="?", default="", help="the shard's content label maps (region-aware lift)")
     s.set_defaults(fn=cmd_export)
 

@@ -3,10 +3,12 @@
 # (photostyle.stages.<stage>.settings); code versions are derived from their import closures;
 # methods and trained models come from the method registry's declarations. No rule or
 # function here names a method.
+import inspect
 import os
 import sys
 from pathlib import Path
 
+from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
@@ -124,6 +126,15 @@ def _cached(fn):
     return wrapper
 
 
+def job_function(fn):
+    """Mark an input, param or resource function. Snakemake asks for the signature of every such
+    callable of every job (inspect.signature, a large part of a 100k-photo DAG build: 1868 jobs x
+    several callables); stating it once here makes that a lookup. Every callable in a rule is one
+    of these (tests/test_workflow_static.py checks)."""
+    overwrite_function_params(fn, inspect.signature(fn).parameters)
+    return fn
+
+
 # --- params: exactly the config (and code) that affects each stage's output -------------
 STAGES = {"ingest": ingest_stage, "segment": segment_stage, "train": train_stage, "stylize": stylize_stage,
           "refine": refine_stage, "metrics": metrics_stage, "report": report_stage, "export": export_stage}
@@ -131,8 +142,14 @@ stage_settings = _cached(lambda stage, *a: as_json(STAGES[stage].settings(config
 stage_code = _cached(lambda *roots: code_version(*roots))
 
 
+@job_function
 def stylize_code(wildcards):
     return stage_code(*stylize_stage.code_roots(wildcards.method))
+
+
+def method_settings(stage):
+    """The param of a per-method stage's settings (stylize)."""
+    return job_function(lambda wildcards: stage_settings(stage, wildcards.method))
 
 
 # --- paths and input functions -----------------------------------------------------------
@@ -140,13 +157,20 @@ def ingest_table(kind, shard):
     return f"{RESULTS}/ingest/{kind}/{shard}.csv"
 
 
+@job_function
 def ingest_root(wildcards):
     return COLLECTION_ROOT[wildcards.kind]
 
 
 def index_path(stage, method, shard):
-    """The shard index of a stage: one row per photo x style, with status and provenance."""
+    """The shard index of a per-method stage (stylize): one row per photo x style, with status
+    and provenance. Images go beside it, under results/<stage>/ (the CLI derives that folder)."""
     return f"{RESULTS}/{stage}/_index/{method}/{shard}.csv"
+
+
+def shard_index(stage, shard):
+    """The shard index of a stage that runs one job per shard for every method (refine, export)."""
+    return f"{RESULTS}/{stage}/_index/all/{shard}.csv"
 
 
 @_cached
@@ -154,35 +178,13 @@ def refine_enabled(method):
     return refine_stage.settings_for(config["refine"], method)["enabled"]
 
 
+REFINED = [m for m in METHODS if refine_enabled(m)]  # methods with a refine step
+EXPORT_VARIANTS = {m: export_stage.variant_for(config, m in REFINED) for m in METHODS}
+
+
 def outputs_of(shard):
     """Shard indexes measured by metrics: raw for every method, refined where enabled."""
-    paths = [index_path("stylized", m, shard) for m in METHODS]
-    paths += [index_path("refined", m, shard) for m in METHODS if refine_enabled(m)]
-    return paths
-
-
-def lift_segment_index(wildcards):
-    """The shard's content label maps, which keep the lift's colour models inside regions."""
-    return [segment_index("content", wildcards.shard)] if SEGMENT and config["lift"]["enabled"] else []
-
-
-@_cached
-def export_variant(method):
-    return export_stage.variant_for(config, refine_enabled(method))
-
-
-def export_source(wildcards):
-    variant = export_variant(wildcards.method)
-    return index_path("refined" if variant == "refined" else "stylized", wildcards.method, wildcards.shard)
-
-
-def export_segment_index(wildcards):
-    """Label maps only where the export lifts the raw result itself."""
-    return lift_segment_index(wildcards) if export_variant(wildcards.method) == "raw" else []
-
-
-def metrics_indexes(wildcards):
-    return outputs_of(wildcards.shard)
+    return [index_path("stylized", m, shard) for m in METHODS] + ([shard_index("refined", shard)] if REFINED else [])
 
 
 STYLE_TABLES = [ingest_table("style", s) for s in STYLES]  # a list, not an input function: Snakemake
@@ -200,10 +202,18 @@ def segment_indexes_of(shard):
     return [segment_index("content", shard)] + [segment_index("style", s) for s in STYLES]
 
 
-def metrics_segment_indexes(wildcards):
-    return segment_indexes_of(wildcards.shard)
+# Inputs of the per-shard rules are patterns in {shard}, not functions: Snakemake evaluates every
+# input function of every job, a large part of a 100k-photo DAG build.
+SHARD_OUTPUTS = outputs_of("{shard}")  # what metrics measures
+SHARD_SEGMENTS = segment_indexes_of("{shard}")
+REFINE_SOURCES = [index_path("stylized", m, "{shard}") for m in REFINED]
+LIFT_SEGMENTS = [segment_index("content", "{shard}")] if SEGMENT and config["lift"]["enabled"] else []
+EXPORT_SOURCES = ([shard_index("refined", "{shard}")] if "refined" in EXPORT_VARIANTS.values() else []) \
+    + [index_path("stylized", m, "{shard}") for m, v in EXPORT_VARIANTS.items() if v == "raw"]
+EXPORT_SEGMENTS = LIFT_SEGMENTS if "raw" in EXPORT_VARIANTS.values() else []  # raw results are lifted by export
 
 
+@job_function
 def stylize_segment_indexes(wildcards):
     """The label maps stylize uses: none for methods that do not use regions."""
     if not METHOD_REGISTRY[wildcards.method].uses_regions:
@@ -211,6 +221,7 @@ def stylize_segment_indexes(wildcards):
     return segment_indexes_of(wildcards.shard)
 
 
+@job_function
 def stylize_models(wildcards):
     """The trained models the method declares (per style, or shared such as decoders)."""
     return [a.path(TRAIN).as_posix() for a in ARTIFACTS[wildcards.method]]
@@ -223,6 +234,7 @@ def artifact_of(wildcards):
     return ARTIFACT_BY_PATH[path]
 
 
+@job_function
 def train_inputs(wildcards):
     """The training listing, and the style's ingest table for per-style trainers."""
     art = artifact_of(wildcards)
@@ -234,10 +246,12 @@ def train_inputs(wildcards):
     return inputs
 
 
+@job_function
 def train_settings(wildcards):
     return stage_settings("train", wildcards.trainer)
 
 
+@job_function
 def train_args(wildcards):
     art = artifact_of(wildcards)
     args = f"--args {as_json(dict(art.args))!r}"
@@ -258,20 +272,24 @@ def grid_shards():
     return chosen
 
 
+@job_function
 def segmentation_sheet_indexes(wildcards):
     return [segment_index("content", s) for s in grid_shards()] + [segment_index("style", s) for s in STYLES]
 
 
+@job_function
 def grid_indexes(wildcards):
     return [p for shard in grid_shards() for p in outputs_of(shard)]
 
 
+@job_function
 def loss_indexes(wildcards):
     """Stylize indexes of the grid sample, for methods that leave loss traces."""
     return [index_path("stylized", m, shard) for shard in grid_shards() for m in METHODS
             if METHOD_REGISTRY[m].traces]
 
 
+@job_function
 def training_logs(wildcards):
     """Loss logs of the training runs the selected methods need."""
     return sorted(p.replace("model.pt", "losses.csv") for p in ARTIFACT_BY_PATH)
@@ -281,10 +299,12 @@ def wants_loss_report():
     return any(METHOD_REGISTRY[m].traces for m in METHODS) or bool(ARTIFACT_BY_PATH)
 
 
+@job_function
 def all_ingest_tables(wildcards):
     return [ingest_table("content", s) for s in CONTENT_SHARDS] + STYLE_TABLES
 
 
+@job_function
 def all_metric_tables(wildcards):
     return [f"{RESULTS}/metrics/shards/{shard}.csv" for shard in CONTENT_SHARDS]
 
@@ -298,5 +318,5 @@ def final_targets():
     if wants_loss_report():
         targets.append(f"{RESULTS}/report/losses.png")
     if config["export"]["enabled"]:
-        targets += [index_path("export", m, shard) for m in METHODS for shard in CONTENT_SHARDS]
+        targets += [shard_index("export", shard) for shard in CONTENT_SHARDS]
     return targets

@@ -4,8 +4,8 @@ rule metrics:
     input:
         shard=ingest_table("content", "{shard}"),
         styles=STYLE_TABLES,
-        indexes=metrics_indexes,
-        segments=metrics_segment_indexes,
+        indexes=SHARD_OUTPUTS,
+        segments=SHARD_SEGMENTS,
     output:
         f"{RESULTS}/metrics/shards/{{shard}}.csv",
     params:

@@ -1,26 +1,26 @@
 rule refine:
     """Smoothing, lift to the full-resolution photo, and domain-transform detail refinement of
-    one method x shard (raw outputs are kept)."""
+    one shard, every method with refinement on (raw outputs are kept). A change of one method's
+    refine settings reruns these jobs; they recompute that method's images and reuse the rest."""
     input:
         shard=ingest_table("content", "{shard}"),
-        index=index_path("stylized", "{method}", "{shard}"),
-        segments=lift_segment_index,
+        indexes=REFINE_SOURCES,
+        segments=LIFT_SEGMENTS,
     output:
-        index_path("refined", "{method}", "{shard}"),
+        shard_index("refined", "{shard}"),
     params:
-        settings=lambda wildcards: stage_settings("refine", wildcards.method),
+        settings=stage_settings("refine", tuple(REFINED)),
         code=stage_code("stages.refine"),
-        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/refined (lint: derived from the output)
     resources:
         gpu=1,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
-        f"{RESULTS}/logs/refine/{{method}}/{{shard}}.log",
+        f"{RESULTS}/logs/refine/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/refine/{{method}}/{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/refine/{{shard}}.tsv"
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} refine --shard-table {input.shard:q} --stylize-index {input.index:q}"
-        " --settings {params.settings:q} --out-root {params.out_root:q} --index {output:q}"
-        " --code-version {params.code:q} --segment-index {input.segments:q} 2> {log:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} refine --shard-table {input.shard:q} --stylize-indexes {input.indexes:q}"
+        " --settings {params.settings:q} --index {output:q} --code-version {params.code:q}"
+        " --segment-index {input.segments:q} 2> {log:q}"

@@ -7,7 +7,6 @@ rule segment:
     params:
         settings=stage_settings("segment"),
         code=stage_code("stages.segment"),
-        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/segment (lint: derived from the output)
     resources:
         gpu=1,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
@@ -19,7 +18,7 @@ rule segment:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
-        " --out-root {params.out_root:q} --index {output:q} --code-version {params.code:q} 2> {log:q}"
+        " --index {output:q} --code-version {params.code:q} 2> {log:q}"
 
 
 rule report_segmentation:

@@ -9,9 +9,8 @@ rule stylize:
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:
-        settings=lambda wildcards: stage_settings("stylize", wildcards.method),
+        settings=method_settings("stylize"),
         code=stylize_code,
-        out_root=lambda wildcards, output: Path(output[0]).parents[2].as_posix(),  # results/stylized (lint: derived from the output)
         train_root=TRAIN,
     resources:
         gpu=1,
@@ -24,6 +23,6 @@ rule stylize:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
-        " --method {wildcards.method} --settings {params.settings:q} --out-root {params.out_root:q}"
+        " --method {wildcards.method} --settings {params.settings:q}"
         " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
         " --train-root {params.train_root:q} 2> {log:q}"

@@ -14,7 +14,7 @@ rule fetch_weights:
     output:
         f"{config['weights']['dir']}/SHA256SUMS",
     params:
-        weights_dir=lambda wildcards, output: Path(output[0]).parent.as_posix(),
+        weights_dir=job_function(lambda wildcards, output: Path(output[0]).parent.as_posix()),
     log:
         f"{RESULTS}/logs/fetch_weights/fetch.log",
     conda:

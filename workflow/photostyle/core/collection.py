@@ -64,25 +64,29 @@ def photo_id(relpath: str) -> str:
     return f"{slug}-{digest}"
 
 
-def _shard_key(relpath: str) -> str:
-    return hashlib.sha256(("shard:" + _norm(relpath)).encode("utf-8")).hexdigest()
-
-
 def assign_shards(relpaths, shard_size: int) -> dict[str, list[str]]:
-    """Group relative paths into content-defined shards (see module docstring)."""
+    """Group relative paths into content-defined shards (see module docstring): ordered by the
+    SHA-256 of ``"shard:" + relpath``; a path whose digest bytes 4-11 (hex digits 8-23), read as
+    a big-endian integer, are divisible by ``shard_size`` starts a shard named by hex digits 0-7."""
     if shard_size < 1:
         raise ValueError("shard_size must be >= 1")
-    keyed = sorted((_shard_key(p), p) for p in relpaths)
+    sha256 = hashlib.sha256
+    keyed = {sha256(b"shard:" + (p if p.isascii() else _norm(p)).encode("utf-8")).digest(): p
+             for p in relpaths}  # hashed inline, sorted by digest alone: this runs at every DAG build
     shards: dict[str, list[str]] = {}
     current = HEAD_SHARD
-    for key, rel in keyed:
-        if shard_size == 1 or int(key[8:24], 16) % shard_size == 0:
-            current = key[:8]
-        shards.setdefault(current, []).append(rel)
-    return shards
+    members = shards.setdefault(current, [])
+    from_bytes = int.from_bytes
+    for key in sorted(keyed):
+        rel = keyed[key]
+        if shard_size == 1 or from_bytes(key[4:12], "big") % shard_size == 0:
+            current = key[:4].hex()
+            members = shards.setdefault(current, [])
+        members.append(rel)
+    return {s: m for s, m in shards.items() if m}
 
 
-def scan_collection(root: str | os.PathLike) -> list[Entry]:
+def scan_collection(root: str | os.PathLike, *, sort: bool = True) -> list[Entry]:
     """Every entry below ``root`` that is not a folder, sorted by path: regular files, links
     (to files, to folders, dangling), FIFOs, sockets, devices, files we may not read. Nothing is
     dropped here: ingest accepts or rejects each with a reason. Real folders are walked; links to
@@ -108,8 +112,10 @@ def scan_collection(root: str | os.PathLike) -> list[Entry]:
                 size, mtime = st.st_size, st.st_mtime_ns
             except OSError:
                 size = mtime = -1  # dangling link or vanished file: ingest will report it
-            entries.append(Entry(_norm(prefix + de.name), size, mtime))
-    entries.sort(key=lambda e: e.relpath)
+            rel = prefix + de.name
+            entries.append(Entry(rel if rel.isascii() else _norm(rel), size, mtime))
+    if sort:
+        entries.sort()  # by relpath (the first field; relpaths are unique)
     return entries
 
 
@@ -145,8 +151,7 @@ def listing_text(entries) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LISTING_HEADER)
-    for e in entries:
-        w.writerow((e.relpath, e.size, e.mtime_ns))
+    w.writerows(entries)  # Entry is a (relpath, size, mtime_ns) tuple
     return buf.getvalue()
 
 
@@ -165,7 +170,7 @@ def sync_listings(root, listing_dir, shard_size: int = 1, per_file: bool = False
     photo id (used for style photos: each style is a wildcard, and adding a style must not
     rerun the others). Returns shard -> entries.
     """
-    entries = scan_collection(root)
+    entries = scan_collection(root, sort=False)  # each shard's entries are sorted below
     by_path = {e.relpath: e for e in entries}
     if per_file:
         groups = {photo_id(e.relpath): [e.relpath] for e in entries}

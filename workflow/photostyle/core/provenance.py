@@ -55,6 +55,19 @@ def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _import_statements(body):
+    """The import statements of a statement list, at any depth of statements (function and class
+    bodies, if/try/with/match blocks); expressions are not visited (an import is a statement)."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _import_statements(inner)
+
+
 @lru_cache(maxsize=None)
 def package_imports(module: str, package_dir: Path = PACKAGE_DIR) -> frozenset[str]:
     """Package modules that ``module``'s source imports anywhere in the file (function bodies too)."""
@@ -63,16 +76,14 @@ def package_imports(module: str, package_dir: Path = PACKAGE_DIR) -> frozenset[s
         raise UnknownModule(f"no module {module!r} in {package_dir}")
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _import_statements(tree.body):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        else:  # ast.ImportFrom
             base = _absolute(node, module, path.name == "__init__.py")
             # `from pkg import name`: name is a submodule if it has a file, else an attribute of pkg
             names = [f"{base}.{a.name}" if module_file(f"{base}.{a.name}", package_dir) else base
                      for a in node.names]
-        else:
-            continue
         for name in names:
             if name.split(".")[0] != PACKAGE:
                 continue

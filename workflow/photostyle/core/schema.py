@@ -24,8 +24,8 @@ class ConfigError(ValueError):
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict:
-    with open(SCHEMA_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:  # libyaml's loader where PyYAML has it: this runs at every DAG build
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _resolve(schema: dict, root: dict) -> dict:

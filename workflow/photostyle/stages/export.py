@@ -1,11 +1,13 @@
-"""Export stage: the deliverables of one method x shard, every style, through the shard-job engine.
+"""Export stage: the deliverables of one shard, every method and style, through the shard-job engine.
 
 ``<out_root>/<style>/<method>/<the photo's path under content_dir>`` mirrors the user's
 folder tree (unicode names and equal names in different folders included), in the configured
 format, at the photo's full resolution, with its EXIF and ICC profile and the provenance in
 the EXIF UserComment (:mod:`photostyle.core.deliver`). ``export.variant`` picks the refined
 result (where refinement is on for the method) or the method's raw result, lifted here to
-full resolution like refine does. A deliverable whose provenance is current is reused.
+full resolution like refine does. A deliverable whose provenance (with the hash of its
+method's export settings) is current is reused, so a change that touches one method rewrites
+that method's deliverables only.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def variant_for(config: dict, refined: bool) -> str:
     return "refined" if config["export"]["variant"] == "refined" and refined else "raw"
 
 
-def settings(config: dict, variant: str) -> dict:
+def variant_settings(config: dict, variant: str) -> dict:
+    """What a deliverable of the given variant depends on (its provenance's config hash)."""
     s = {"export": {k: v for k, v in config["export"].items() if k != "variant"}, "variant": variant,
          **job_settings(config, seed=False)}
     # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
@@ -33,28 +36,44 @@ def settings(config: dict, variant: str) -> dict:
     return s
 
 
-def run_export_shard(shard_table, source_index, settings: dict, out_root, index_out, code_version: str,
+def settings(config: dict, variants) -> dict:
+    """The settings of a shard job: ``variants`` maps each method to the variant it exports (a
+    mapping or (method, variant) pairs)."""
+    return {"methods": {m: variant_settings(config, v) for m, v in dict(variants).items()}}
+
+
+def run_export_shard(shard_table, source_indexes, settings: dict, out_root, index_out, code_version: str,
                      segment_index: str | None = None) -> list[dict]:
+    """Export every output listed in ``source_indexes`` (refined and raw indexes) whose method is in
+    ``settings["methods"]`` with the variant that method exports."""
     import numpy as np
 
     from photostyle.core.deliver import deliverable_name, source_metadata, write_deliverable
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
+    from photostyle.core.schema import config_hash
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.stages.common import ContentPhotos
 
-    job = start_job(settings)
-    ex, variant = settings["export"], settings["variant"]
+    per_method = settings["methods"]
+    if not per_method:
+        raise ValueError("export: no method to export")
+    shared = next(iter(per_method.values()))  # export, device, photo limits: global settings
+    raw = next((s for s in per_method.values() if s["variant"] == "raw"), shared)
+    job = start_job(shared)
+    ex = shared["export"]
+    hashes = {m: config_hash(s) for m, s in per_method.items()}
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    lift = settings["lift"]
+    lift = raw["lift"]  # the full lift settings where a method exports raw results (lifted here)
     content = ContentPhotos(job.limits, lift, segment_index)
 
     def item(e) -> Item:
+        variant = per_method[e["method"]]["variant"]
         row = {"photo_id": e["photo_id"], "style": e["style"], "method": e["method"], "variant": variant,
-               "shard": e.get("shard", ""), "source": e["output"], "config_hash": job.config_hash,
+               "shard": e.get("shard", ""), "source": e["output"], "config_hash": hashes[e["method"]],
                "code_version": code_version}
-        key = (e["photo_id"], e["style"])
+        key = (e["photo_id"], e["style"], e["method"])
         p = photos.get(e["photo_id"])
         if e["status"] != "ok" or p is None:
             return Item(key, {**row, "status": e["status"] or "failed", "error": e.get("error", "")})
@@ -65,7 +84,7 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
         out = Path(out_root) / e["style"] / e["method"] / deliverable_name(p["relpath"], ex["format"])
         prov = {"photo": p["id"], "relpath": p["relpath"], "style": e["style"], "method": e["method"],
                 "variant": variant, "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data),
-                "labels_sha256": content.labels_digest(p), "config_hash": job.config_hash,
+                "labels_sha256": content.labels_digest(p), "config_hash": hashes[e["method"]],
                 "code_version": code_version, "weights": e.get("weights", ""), "device": job.device_desc}
         return Item(key, row, out, prov, (p, data))
 
@@ -74,7 +93,7 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
 
         p, data = it.data
         img = read_rgb(io.BytesIO(data))
-        if variant == "raw" and lift["enabled"]:
+        if it.row["variant"] == "raw" and lift["enabled"]:
             img = to_uint8(content.lift(p, to_tensor(img)))
         full = (int(p["full_height"]), int(p["full_width"]))
         if lift["enabled"] and img.shape[:2] != full:  # never deliver a photo smaller than it came
@@ -99,8 +118,11 @@ def run_export_shard(shard_table, source_index, settings: dict, out_root, index_
                           quality=ex["quality"], strip_gps=ex["strip_gps"], icc=ex["icc"])
         return {"width": img.shape[1], "height": img.shape[0]}
 
-    entries = sorted(read_csv_dicts(source_index), key=lambda e: (e["photo_id"], e["style"]))
+    entries = sorted((e for path in source_indexes for e in read_csv_dicts(path)
+                      if e["method"] in per_method and e["variant"] == per_method[e["method"]]["variant"]),
+                     key=lambda e: (e["photo_id"], e["method"], e["style"]))  # photo-major
     index_out = Path(index_out)
-    engine = ShardJob(f"export {index_out.parent.name}/{index_out.stem}", index_out, EXPORT_COLUMNS,
+    engine = ShardJob(f"export {index_out.stem}", index_out, EXPORT_COLUMNS,
                       device=job.device, keep_columns=("width", "height"))
-    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries))
+    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries),
+                      key_columns=("photo_id", "style", "method"))

@@ -1,5 +1,6 @@
 """Refine stage: what follows a method's result, through the shard-job engine, for every
-stylised output of a method x shard:
+stylised output of a shard, every method with refinement on (one job per shard: a 100k-photo
+DAG stays small, and each photo is read and prepared once for all its methods):
 
 1. optional photorealistic smoothing (``refine.smoothing``, FastPhotoStyle's step,
    :mod:`photostyle.ops.smoothing`) at the working size (``smoothing.at: work``, default);
@@ -11,7 +12,9 @@ stylised output of a method x shard:
    of the stylisation, the detail of the content photo (seed 000's post-processing).
 
 A refined image is reused when its provenance (sha256 of the stylised image, of the content
-photo and of its label map, refine and lift settings, code version) is current.
+photo and of its label map, the hash of its method's refine and lift settings, code version) is
+current: changing one method's ``refine.per_method`` settings reruns the shard jobs, which
+recompute that method's images and reuse the others'.
 """
 
 from __future__ import annotations
@@ -34,35 +37,46 @@ def settings_for(refine_cfg: dict, method: str) -> dict:
     return merged
 
 
-def settings(config: dict, method: str) -> dict:
+def method_settings(config: dict, method: str) -> dict:
+    """What one method's refined images depend on (their provenance's config hash)."""
     return {"refine": settings_for(config["refine"], method), "lift": config["lift"], **job_settings(config, seed=False)}
 
 
-def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index_out, code_version: str,
+def settings(config: dict, methods) -> dict:
+    """The settings of a shard job: each method's :func:`method_settings`."""
+    return {"methods": {m: method_settings(config, m) for m in methods}}
+
+
+def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, index_out, code_version: str,
                      segment_index: str | None = None) -> list[dict]:
-    """Images go to ``out_root/<style>/<method>/<photo>.png``, at the full-resolution size."""
+    """Every output listed in ``stylize_indexes`` (one per method) whose method is in
+    ``settings["methods"]``; images go to ``out_root/<style>/<method>/<photo>.png``, at the
+    full-resolution size."""
     import torch
 
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
+    from photostyle.core.schema import config_hash
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.ops.domain_transform import detail_layer, detail_transfer
     from photostyle.ops.smoothing import smooth
     from photostyle.stages.common import ContentPhotos
 
-    job = start_job(settings)
-    rs = settings["refine"]
-    dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
-    smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
+    per_method = settings["methods"]
+    if not per_method:
+        raise ValueError("refine: no method to refine")
+    shared = next(iter(per_method.values()))  # device, photo limits and lift are global settings
+    job = start_job(shared)
+    hashes = {m: config_hash(s) for m, s in per_method.items()}
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
-    content = ContentPhotos(job.limits, settings["lift"], segment_index)
-    tensors: dict[str, tuple] = {}  # the current photo: its full-size tensor and detail layer
+    content = ContentPhotos(job.limits, shared["lift"], segment_index)
+    tensors: dict[str, dict] = {}  # the current photo: its full-size tensor and detail layers
 
     def item(e) -> Item:
         row = {**e, "variant": "refined", "output": "", "cached": "", "runtime_s": "", "peak_mem_mb": "",
-               "config_hash": job.config_hash, "code_version": code_version, "device": job.device_desc}
-        key = (e["photo_id"], e["style"])
+               "config_hash": hashes[e["method"]], "code_version": code_version, "device": job.device_desc}
+        key = (e["photo_id"], e["style"], e["method"])
         if e["status"] != "ok" or e["photo_id"] not in photos:
             return Item(key, {**row, "status": e["status"] or "failed"})  # the stylisation's own status and reason
         try:
@@ -72,20 +86,29 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
         p = photos[e["photo_id"]]
         prov = {"photo": e["photo_id"], "style": e["style"], "method": e["method"], "variant": "refined",
                 "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data), "labels_sha256": content.labels_digest(p),
-                "config_hash": job.config_hash, "code_version": code_version, "weights": e["weights"],
+                "config_hash": hashes[e["method"]], "code_version": code_version, "weights": e["weights"],
                 "device": job.device_desc}
         out = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         return Item(key, {**row, "status": ""}, out, prov, (p, data))
 
     def compute(it: Item):
         p, data = it.data
+        rs = per_method[it.row["method"]]["refine"]
+        dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
+        smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
         full, work = content.images(p)  # full: the output's size (the working size with the lift off)
         with torch.no_grad():
-            if p["id"] not in tensors:  # once per photo (entries are photo-major), not once per style
+            if p["id"] not in tensors:  # once per photo (entries are photo-major), not once per style or method
                 tensors.clear()  # keep one photo's buffers at a time
-                full_t = to_tensor(full, job.device)
-                tensors[p["id"]] = (full_t, detail_layer(full_t, **dt) if rs["detail_transfer"] else None)
-            full_t, detail = tensors[p["id"]]
+                tensors[p["id"]] = {"full": to_tensor(full, job.device)}
+            cached = tensors[p["id"]]
+            full_t = cached["full"]
+            detail = None
+            if rs["detail_transfer"]:
+                dt_key = tuple(sorted(dt.items()))  # methods with equal settings share the content's detail layer
+                if dt_key not in cached:
+                    cached[dt_key] = detail_layer(full_t, **dt)
+                detail = cached[dt_key]
             stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
             if smooth_at == "work":
                 stylized = smooth(stylized, to_tensor(work, job.device), rs["smoothing"])
@@ -97,8 +120,10 @@ def run_refine_shard(shard_table, stylize_index, settings: dict, out_root, index
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
 
-    entries = sorted(read_csv_dicts(stylize_index), key=lambda e: (e["photo_id"], e["style"]))
+    entries = sorted((e for path in stylize_indexes for e in read_csv_dicts(path) if e["method"] in per_method),
+                     key=lambda e: (e["photo_id"], e["method"], e["style"]))  # photo-major
     index_out = Path(index_out)
-    engine = ShardJob(f"refine {index_out.parent.name}/{index_out.stem}", index_out, INDEX_COLUMNS, device=job.device)
-    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries))
+    engine = ShardJob(f"refine {index_out.stem}", index_out, INDEX_COLUMNS, device=job.device)
+    return engine.run(([item(e)] for e in entries), compute, write, total=len(entries),
+                      key_columns=("photo_id", "style", "method"))
 
