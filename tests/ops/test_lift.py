@@ -40,7 +40,7 @@ def test_a_global_colour_matrix_lifts_exactly(model):
 
 def test_a_smooth_nonlinear_colour_map_lifts_within_a_level():
     """Reinhard's log-LMS statistics transfer (a fixed, non-linear map, here a strong one): within
-    a level or two nearly everywhere (the lattice interpolates it; the photo's fine noise holds
+    a few levels nearly everywhere (the lattice interpolates it; the photo's fine noise holds
     colours the working size lacks, extrapolated from their nearest lattice data); plain
     upsampling of the working-size result is far worse."""
     full, work = _pair()
@@ -54,7 +54,11 @@ def test_a_smooth_nonlinear_colour_map_lifts_within_a_level():
 
     ref = reinhard_map(full).astype(int)
     d = np.abs(_lifted(work, reinhard_map(work), full) - ref)
-    assert np.percentile(d, 99) <= 4 and d.mean() < 0.35, (d.max(), np.percentile(d, 99), d.mean())
+    assert np.percentile(d, 99) <= 3 and d.mean() < 0.22, (d.max(), np.percentile(d, 99), d.mean())
+    # the lattice's resolution bounds it: the former default (13 vertices per axis) is further off
+    # (finer lattices than 16 leave cells with too little colour variety to fit an affine model)
+    coarse = np.abs(_lifted(work, reinhard_map(work), full, lut_size=13) - ref)
+    assert np.percentile(coarse, 99) > np.percentile(d, 99) and coarse.mean() > 1.3 * d.mean()
     upsampled = np.asarray(Image.fromarray(reinhard_map(work)).resize(full.shape[1::-1], Image.Resampling.BILINEAR))
     assert np.abs(upsampled.astype(int) - ref).mean() > 5 * d.mean()
 

@@ -1,6 +1,6 @@
 """Compiled CPU kernel (Numba) that applies a fitted lift to a full-resolution photo.
 
-One pass over the photo, rows in parallel; per pixel:
+One pass over the photo, blocks of rows in parallel; per pixel:
 
 * the colour table: trilinear interpolation of a dense table (``(R, 65, 65, 65, 3)``: every
   4th 8-bit level, 256 included) of the region's lattice of affine models, evaluated
@@ -14,12 +14,17 @@ whose two rows share a region, so most pixels need only the horizontal step. ``f
 lets the compiler contract multiply-adds: results differ from
 :func:`photostyle.ops.lift.apply_reference` by float32 rounding (tested to 2e-6) and are
 identical from run to run.
+
+The loop is compiled once per model kind (table and local, table, local) with the kind as a
+constant, so each version holds only its own per-pixel work (1.2-1.5x faster than one loop
+that tests the kind per pixel; ``benchmarks/full_resolution.py``). Row buffers are allocated
+once per block of rows, not per row.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 STEP = 4  # 8-bit levels between table entries
 TABLE = 256 // STEP + 1  # 65 entries per axis
@@ -40,75 +45,113 @@ def _columns(width, w):  # pragma: no cover - compiled
     return x0s, x1s, txs, nxs
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def apply_rows(content, table, coef, labels, use_table, use_coef, out):  # pragma: no cover - compiled
-    """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1]."""
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _rows(content, table, coef, labels, use_table, use_coef, out, blocks):  # pragma: no cover - compiled
+    """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1]; inlined into the
+    kernels below with ``use_table``/``use_coef`` constant."""
     height, width = content.shape[0], content.shape[1]
     h, w = labels.shape
     x0s, x1s, txs, nxs = _columns(width, w)
-    for y in prange(height):
-        sy = min(max((y + 0.5) * h / height - 0.5, 0.0), h - 1.0)
-        y0 = min(int(np.floor(sy)), max(h - 2, 0))
-        y1 = min(y0 + 1, h - 1)
-        ty = np.float32(sy - y0)
-        ny = int(np.floor(sy + 0.5))
-        # the coefficients interpolated between the two working rows, for columns whose two
-        # rows share a region (most): the pixels there need only the horizontal step
+    flat = table.reshape(-1)
+    n = table.shape[1]
+    s_b, s_g, s_r = 3, n * 3, n * n * 3  # strides of the (R, n, n, n, 3) table
+    s_reg = n * n * n * 3
+    k255 = np.float32(1.0 / 255)
+    for blk in prange(blocks):
         vert = np.empty((w, 12), np.float32)
         same = np.empty(w, np.bool_)
-        if use_coef:
-            for xw in range(w):
-                same[xw] = labels[y0, xw] == labels[y1, xw]
-                if same[xw]:
-                    for k in range(12):
-                        vert[xw, k] = (1 - ty) * coef[k, y0, xw] + ty * coef[k, y1, xw]
         acc = np.empty(12, np.float32)
-        for x in range(width):
-            x0, x1, tx = x0s[x], x1s[x], txs[x]
-            own = labels[ny, nxs[x]]
-            r, g, b = content[y, x, 0], content[y, x, 1], content[y, x, 2]
-            o0 = np.float32(0.0)
-            o1 = np.float32(0.0)
-            o2 = np.float32(0.0)
-            if use_table:
-                ir, ig, ib = r // 4, g // 4, b // 4
-                fr, fg, fb = np.float32(r % 4) / 4, np.float32(g % 4) / 4, np.float32(b % 4) / 4
-                for dr in range(2):
-                    wr = fr if dr else 1 - fr
-                    for dg in range(2):
-                        wg = fg if dg else 1 - fg
-                        for db in range(2):
-                            wgt = wr * wg * (fb if db else 1 - fb)
-                            if wgt != 0:
-                                o0 += wgt * table[own, ir + dr, ig + dg, ib + db, 0]
-                                o1 += wgt * table[own, ir + dr, ig + dg, ib + db, 1]
-                                o2 += wgt * table[own, ir + dr, ig + dg, ib + db, 2]
+        for y in range(blk * height // blocks, (blk + 1) * height // blocks):
+            sy = min(max((y + 0.5) * h / height - 0.5, 0.0), h - 1.0)
+            y0 = min(int(np.floor(sy)), max(h - 2, 0))
+            y1 = min(y0 + 1, h - 1)
+            ty = np.float32(sy - y0)
+            ny = int(np.floor(sy + 0.5))
+            # the coefficients interpolated between the two working rows, for columns whose two
+            # rows share a region (most): the pixels there need only the horizontal step
             if use_coef:
-                den = np.float32(0.0)
-                if same[x0] and same[x1] and labels[y0, x0] == own and labels[y0, x1] == own:
-                    for k in range(12):  # all four neighbours in the pixel's region: plain bilinear
-                        acc[k] = (1 - tx) * vert[x0, k] + tx * vert[x1, k]
-                    den = np.float32(1.0)
-                else:
-                    for k in range(12):
-                        acc[k] = 0
-                    for j in range(4):
-                        yy = y1 if j >= 2 else y0
-                        xx = x1 if j % 2 == 1 else x0
-                        if labels[yy, xx] != own:
-                            continue
-                        wgt = (ty if j >= 2 else 1 - ty) * (tx if j % 2 == 1 else 1 - tx)
-                        if wgt == 0:
-                            continue
-                        den += wgt
+                for xw in range(w):
+                    same[xw] = labels[y0, xw] == labels[y1, xw]
+                    if same[xw]:
                         for k in range(12):
-                            acc[k] += wgt * coef[k, yy, xx]
-                if den > 0:
-                    cr, cg, cb = np.float32(r) / 255, np.float32(g) / 255, np.float32(b) / 255
-                    inv = 1 / den
-                    o0 += (acc[0] * cr + acc[1] * cg + acc[2] * cb + acc[9]) * inv
-                    o1 += (acc[3] * cr + acc[4] * cg + acc[5] * cb + acc[10]) * inv
-                    o2 += (acc[6] * cr + acc[7] * cg + acc[8] * cb + acc[11]) * inv
-            out[0, y, x] = min(max(o0, 0.0), 1.0)
-            out[1, y, x] = min(max(o1, 0.0), 1.0)
-            out[2, y, x] = min(max(o2, 0.0), 1.0)
+                            vert[xw, k] = (1 - ty) * coef[k, y0, xw] + ty * coef[k, y1, xw]
+            for x in range(width):
+                own = labels[ny, nxs[x]]
+                r, g, b = content[y, x, 0], content[y, x, 1], content[y, x, 2]
+                o0 = np.float32(0.0)
+                o1 = np.float32(0.0)
+                o2 = np.float32(0.0)
+                if use_table:  # trilinear: along blue, then green, then red
+                    base = own * s_reg + (r >> 2) * s_r + (g >> 2) * s_g + (b >> 2) * s_b
+                    fr = np.float32(r & 3) * np.float32(0.25)
+                    fg = np.float32(g & 3) * np.float32(0.25)
+                    fb = np.float32(b & 3) * np.float32(0.25)
+                    for c in range(3):
+                        p = base + c
+                        a0 = flat[p] + fb * (flat[p + s_b] - flat[p])
+                        a1 = flat[p + s_g] + fb * (flat[p + s_g + s_b] - flat[p + s_g])
+                        a2 = flat[p + s_r] + fb * (flat[p + s_r + s_b] - flat[p + s_r])
+                        a3 = flat[p + s_r + s_g] + fb * (flat[p + s_r + s_g + s_b] - flat[p + s_r + s_g])
+                        e0 = a0 + fg * (a1 - a0)
+                        v = e0 + fr * (a2 + fg * (a3 - a2) - e0)
+                        if c == 0:
+                            o0 = v
+                        elif c == 1:
+                            o1 = v
+                        else:
+                            o2 = v
+                if use_coef:
+                    x0, x1, tx = x0s[x], x1s[x], txs[x]
+                    den = np.float32(0.0)
+                    if same[x0] and same[x1] and labels[y0, x0] == own and labels[y0, x1] == own:
+                        for k in range(12):  # all four neighbours in the pixel's region: plain bilinear
+                            acc[k] = (1 - tx) * vert[x0, k] + tx * vert[x1, k]
+                        den = np.float32(1.0)
+                    else:
+                        for k in range(12):
+                            acc[k] = 0
+                        for j in range(4):
+                            yy = y1 if j >= 2 else y0
+                            xx = x1 if j % 2 == 1 else x0
+                            if labels[yy, xx] != own:
+                                continue
+                            wgt = (ty if j >= 2 else 1 - ty) * (tx if j % 2 == 1 else 1 - tx)
+                            if wgt == 0:
+                                continue
+                            den += wgt
+                            for k in range(12):
+                                acc[k] += wgt * coef[k, yy, xx]
+                    if den > 0:
+                        cr, cg, cb = np.float32(r) * k255, np.float32(g) * k255, np.float32(b) * k255
+                        inv = 1 / den
+                        o0 += (acc[0] * cr + acc[1] * cg + acc[2] * cb + acc[9]) * inv
+                        o1 += (acc[3] * cr + acc[4] * cg + acc[5] * cb + acc[10]) * inv
+                        o2 += (acc[6] * cr + acc[7] * cg + acc[8] * cb + acc[11]) * inv
+                out[0, y, x] = min(max(o0, 0.0), 1.0)
+                out[1, y, x] = min(max(o1, 0.0), 1.0)
+                out[2, y, x] = min(max(o2, 0.0), 1.0)
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _rows_table_local(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, True, True, out, blocks)
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _rows_table(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, True, False, out, blocks)
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _rows_local(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, False, True, out, blocks)
+
+
+def apply_rows(content, table, coef, labels, use_table: bool, use_coef: bool, out) -> None:
+    """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1], through the kernel of
+    the model's kind; ``table``: (R, 65, 65, 65, 3) float32, ``coef``: (12, h, w) float32,
+    ``labels``: (h, w) int32 region index at the working size."""
+    if not (use_table or use_coef):
+        raise ValueError("a lift model has a colour table, a local model, or both")
+    kernel = _rows_table_local if use_table and use_coef else _rows_table if use_table else _rows_local
+    kernel(content, table, coef, labels, out, max(1, min(content.shape[0], 4 * get_num_threads())))

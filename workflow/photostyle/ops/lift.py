@@ -215,7 +215,7 @@ def _chw(image) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.float64)).permute(2, 0, 1) / 255
 
 
-def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = "auto", lut_size: int = 13,
+def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = "auto", lut_size: int = 16,
         radius: int = 8, eps: float = 1e-4) -> LiftModel:
     """Fit the lift of one stylisation: ``content``/``stylised`` at the working size (``(h, w, 3)``
     uint8 arrays or ``(1, 3, h, w)`` tensors in [0, 1]), ``labels`` the content's label map (any size; None: one region)."""
