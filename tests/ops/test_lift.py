@@ -123,3 +123,16 @@ def test_bad_input_is_named():
         L.fit(work, work, model="bilateral")
     with pytest.raises(ValueError, match="differ in size"):
         L.fit(work, work[:-1])
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 40])
+def test_window_sums_equal_direct_sums_over_clipped_windows(radius):
+    """The fit's compiled window sums (running sums) against a direct sum over each clipped
+    window, and against the integral-image reference; radius 40 exceeds the image."""
+    x = torch.from_numpy(np.random.default_rng(radius).random((2, 13, 17), dtype=np.float32))
+    direct = torch.zeros_like(x)
+    for y in range(13):
+        for i in range(17):
+            direct[:, y, i] = x[:, max(0, y - radius):y + radius + 1, max(0, i - radius):i + radius + 1].sum((1, 2))
+    assert torch.allclose(L._box_sum(x, radius), direct, atol=1e-5)
+    assert torch.allclose(L.box_sum_reference(x, radius), direct, atol=1e-4)

@@ -1,4 +1,5 @@
-"""Compiled CPU kernel (Numba) that applies a fitted lift to a full-resolution photo.
+"""Compiled CPU kernels (Numba) of the lift: window sums for its fit (:func:`box_sums`), and
+the pass that applies a fitted lift to a full-resolution photo (:func:`apply_rows`).
 
 One pass over the photo, blocks of rows in parallel; per pixel:
 
@@ -155,3 +156,42 @@ def apply_rows(content, table, coef, labels, use_table: bool, use_coef: bool, ou
         raise ValueError("a lift model has a colour table, a local model, or both")
     kernel = _rows_table_local if use_table and use_coef else _rows_table if use_table else _rows_local
     kernel(content, table, coef, labels, out, max(1, min(content.shape[0], 4 * get_num_threads())))
+
+
+@njit(parallel=True, cache=True)
+def _box_sums(x, r, out):  # pragma: no cover - compiled
+    channels, h, w = x.shape
+    for c in prange(channels):
+        rows = np.empty((h, w), np.float64)
+        for y in range(h):  # running sums along the row, in float64 (no drift over long rows)
+            acc = 0.0
+            for i in range(min(r, w)):
+                acc += x[c, y, i]
+            for i in range(w):
+                if i + r < w:
+                    acc += x[c, y, i + r]
+                if i - r - 1 >= 0:
+                    acc -= x[c, y, i - r - 1]
+                rows[y, i] = acc
+        col = np.zeros(w, np.float64)
+        for y in range(min(r, h)):
+            for i in range(w):
+                col[i] += rows[y, i]
+        for y in range(h):
+            if y + r < h:
+                for i in range(w):
+                    col[i] += rows[y + r, i]
+            if y - r - 1 >= 0:
+                for i in range(w):
+                    col[i] -= rows[y - r - 1, i]
+            for i in range(w):
+                out[c, y, i] = col[i]
+
+
+def box_sums(x: np.ndarray, r: int) -> np.ndarray:
+    """Sums of ``x`` ``(C, h, w)`` over (2r+1)² windows clipped at the borders, float32 out
+    (running sums in float64: the sum of a window, not a difference of two large prefix sums)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _box_sums(x, int(r), out)
+    return out

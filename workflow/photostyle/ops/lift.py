@@ -155,7 +155,18 @@ def apply_lut(lut: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def _box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Sums over (2r+1)² windows clipped at the borders (integral images, float64): ``(C, h, w)``."""
+    """Sums over (2r+1)² windows clipped at the borders: ``(C, h, w)`` float32, through the
+    compiled running sums (:func:`photostyle.ops._lift_kernels.box_sums`), else
+    :func:`box_sum_reference`."""
+    try:
+        from photostyle.ops._lift_kernels import box_sums
+    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
+        return box_sum_reference(x, r)
+    return torch.from_numpy(box_sums(x.numpy(), r))
+
+
+def box_sum_reference(x: torch.Tensor, r: int) -> torch.Tensor:
+    """:func:`_box_sum` with integral images in torch (the kernel's reference)."""
     def along(v: torch.Tensor, dim: int) -> torch.Tensor:
         n = v.shape[dim]
         c = v.cumsum(dim)
