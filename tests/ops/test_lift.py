@@ -136,3 +136,20 @@ def test_window_sums_equal_direct_sums_over_clipped_windows(radius):
             direct[:, y, i] = x[:, max(0, y - radius):y + radius + 1, max(0, i - radius):i + radius + 1].sum((1, 2))
     assert torch.allclose(L._box_sum(x, radius), direct, atol=1e-5)
     assert torch.allclose(L.box_sum_reference(x, radius), direct, atol=1e-4)
+
+
+def test_window_affine_fits_equal_batched_solves():
+    """The compiled per-window affine fits (closed-form 3x3 inverse, float64 inside) against
+    torch's batched solves in float64, over a region that covers part of the image."""
+    rng = np.random.default_rng(1)
+    c = torch.from_numpy(rng.random((3, 60, 80), dtype=np.float32))
+    p = torch.from_numpy(rng.random((3, 60, 80), dtype=np.float32)) * 0.1 + 0.3 * c[[2, 0, 1]]
+    mk = torch.ones(1, 60, 80)
+    mk[:, :, 50:] = 0
+    ci = c * mk
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    sums = L._box_sum(torch.cat([mk, ci, p * mk] + [ci[i:i + 1] * c[j:j + 1] for i, j in pairs]
+                                + [ci[i:i + 1] * p for i in range(3)]), 4)
+    ours, ref = L._window_affine(sums, 1e-4).double(), L.window_affine_reference(sums.double(), 1e-4)
+    assert torch.allclose(ours, ref, atol=1e-6) and ref[:9].abs().max() > 0.1
+    assert (ours[:, :, 55:] == 0).all() and (ours[12, :, :50] == 1).all()  # windows without the region: nothing

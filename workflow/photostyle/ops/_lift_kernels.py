@@ -1,5 +1,6 @@
-"""Compiled CPU kernels (Numba) of the lift: window sums for its fit (:func:`box_sums`), and
-the pass that applies a fitted lift to a full-resolution photo (:func:`apply_rows`).
+"""Compiled CPU kernels (Numba) of the lift: window sums and per-window affine fits for its
+local model (:func:`box_sums`, :func:`window_affine`), and the pass that applies a fitted lift
+to a full-resolution photo (:func:`apply_rows`).
 
 One pass over the photo, blocks of rows in parallel; per pixel:
 
@@ -194,4 +195,58 @@ def box_sums(x: np.ndarray, r: int) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty_like(x)
     _box_sums(x, int(r), out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _window_affine(sums, eps, out):  # pragma: no cover - compiled
+    h, w = sums.shape[1], sums.shape[2]
+    for y in prange(h):
+        for x in range(w):
+            n = sums[0, y, x]
+            if n <= 0.5:  # no pixel of the region in this window
+                for k in range(13):
+                    out[k, y, x] = 0.0
+                continue
+            inv = 1.0 / n
+            m0, m1, m2 = sums[1, y, x] * inv, sums[2, y, x] * inv, sums[3, y, x] * inv
+            p0, p1, p2 = sums[4, y, x] * inv, sums[5, y, x] * inv, sums[6, y, x] * inv
+            # covariance of the content (pairs 00 01 02 11 12 22) + eps I
+            s00 = sums[7, y, x] * inv - m0 * m0 + eps
+            s01 = sums[8, y, x] * inv - m0 * m1
+            s02 = sums[9, y, x] * inv - m0 * m2
+            s11 = sums[10, y, x] * inv - m1 * m1 + eps
+            s12 = sums[11, y, x] * inv - m1 * m2
+            s22 = sums[12, y, x] * inv - m2 * m2 + eps
+            # inverse of the symmetric 3x3 by cofactors
+            c00 = s11 * s22 - s12 * s12
+            c01 = s02 * s12 - s01 * s22
+            c02 = s01 * s12 - s02 * s11
+            c11 = s00 * s22 - s02 * s02
+            c12 = s01 * s02 - s00 * s12
+            c22 = s00 * s11 - s01 * s01
+            det = s00 * c00 + s01 * c01 + s02 * c02
+            idet = 1.0 / det
+            mp = (p0, p1, p2)
+            for o in range(3):  # output channel: cross-covariance column, then a = Sigma^-1 cp
+                q0 = sums[13 + o, y, x] * inv - m0 * mp[o]
+                q1 = sums[16 + o, y, x] * inv - m1 * mp[o]
+                q2 = sums[19 + o, y, x] * inv - m2 * mp[o]
+                a0 = (c00 * q0 + c01 * q1 + c02 * q2) * idet
+                a1 = (c01 * q0 + c11 * q1 + c12 * q2) * idet
+                a2 = (c02 * q0 + c12 * q1 + c22 * q2) * idet
+                out[3 * o, y, x] = a0
+                out[3 * o + 1, y, x] = a1
+                out[3 * o + 2, y, x] = a2
+                out[9 + o, y, x] = mp[o] - (a0 * m0 + a1 * m1 + a2 * m2)
+            out[12, y, x] = 1.0
+
+
+def window_affine(sums: np.ndarray, eps: float) -> np.ndarray:
+    """Per window, the ridge least-squares affine map of content to residual from its sums
+    ``(22, h, w)``: count, content (3), residual (3), content products (00 01 02 11 12 22),
+    content x residual (channel i x output o at 13 + 3i + o). Out ``(13, h, w)`` float32: A
+    row-major (output, input), b, and 1 where the window holds pixels of the region (else all 0)."""
+    out = np.empty((13,) + sums.shape[1:], np.float32)
+    _window_affine(np.ascontiguousarray(sums, dtype=np.float32), float(eps), out)
     return out

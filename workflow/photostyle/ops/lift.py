@@ -182,6 +182,34 @@ def box_sum_reference(x: torch.Tensor, r: int) -> torch.Tensor:
     return along(along(x, -2), -1)
 
 
+def _window_affine(sums: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per window, the ridge least-squares affine map from its sums (see :func:`fit_local`):
+    ``(13, h, w)``: A (output-major), b, and 1 where the window holds pixels of the region (all
+    zero elsewhere). Compiled (:func:`photostyle.ops._lift_kernels.window_affine`), else
+    :func:`window_affine_reference`."""
+    try:
+        from photostyle.ops._lift_kernels import window_affine
+    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
+        return window_affine_reference(sums, eps)
+    return torch.from_numpy(window_affine(sums.numpy(), eps))
+
+
+def window_affine_reference(sums: torch.Tensor, eps: float) -> torch.Tensor:
+    """:func:`_window_affine` in torch (the kernel's reference): batched 3x3 solves."""
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    cnt = sums[:1].clamp_min(1e-6)
+    mean = sums[1:] / cnt
+    mc, mp = mean[0:3], mean[3:6]
+    cov = mean[6:12] - torch.stack([mc[i] * mc[j] for i, j in pairs])
+    sigma = cov[[0, 1, 2, 1, 3, 4, 2, 4, 5]].permute(1, 2, 0).reshape(*cov.shape[1:], 3, 3)
+    sigma = sigma + eps * torch.eye(3, dtype=sums.dtype)
+    cp = (mean[12:21].reshape(3, 3, *mean.shape[1:]) - mc[:, None] * mp[None]).permute(2, 3, 0, 1)  # (.., in, out)
+    a = torch.linalg.solve(sigma, cp).permute(3, 2, 0, 1)  # (3 out, 3 in, ...)
+    b = mp - (a * mc[None]).sum(1)
+    inside = (sums[:1] > 0.5).to(sums.dtype)  # windows holding pixels of the region
+    return torch.cat([a.reshape(9, *a.shape[2:]), b, torch.ones_like(b[:1])]) * inside
+
+
 def fit_local(content: torch.Tensor, residual: torch.Tensor, regions: torch.Tensor, radius: int,
               eps: float) -> torch.Tensor:
     """Per-pixel affine coefficients ``(12, h, w)`` of ``residual ~ A content + b``, fitted over
@@ -202,17 +230,7 @@ def fit_local(content: torch.Tensor, residual: torch.Tensor, regions: torch.Tens
         ci = c * mk
         sums = _box_sum(torch.cat([mk, ci, p * mk] + [ci[i:i + 1] * c[j:j + 1] for i, j in pairs]
                                   + [ci[i:i + 1] * p for i in range(3)]), radius)
-        cnt = sums[:1].clamp_min(1e-6)
-        mean = sums[1:] / cnt
-        mc, mp = mean[0:3], mean[3:6]
-        cov = mean[6:12] - torch.stack([mc[i] * mc[j] for i, j in pairs])
-        sigma = cov[[0, 1, 2, 1, 3, 4, 2, 4, 5]].permute(1, 2, 0).reshape(*cov.shape[1:], 3, 3)
-        sigma = sigma + eps * torch.eye(3)
-        cp = (mean[12:21].reshape(3, 3, *mean.shape[1:]) - mc[:, None] * mp[None]).permute(2, 3, 0, 1)  # (.., in, out)
-        a = torch.linalg.solve(sigma, cp).permute(3, 2, 0, 1)  # (3 out, 3 in, ...)
-        b = mp - (a * mc[None]).sum(1)
-        inside = (sums[:1] > 0.5).float()  # windows holding pixels of the region
-        local = torch.cat([a.reshape(9, *a.shape[2:]), b, torch.ones_like(b[:1])]) * inside * mk
+        local = _window_affine(sums, eps) * mk  # A (out, in), b, 1: windows of the region, at its pixels
         avg = _box_sum(local, radius)
         avg = avg[:12] / avg[12:].clamp_min(1e-6)
         coef[:, y0:y1, x0:x1] = torch.where(mk.bool(), avg, coef[:, y0:y1, x0:x1])
