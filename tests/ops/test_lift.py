@@ -153,3 +153,16 @@ def test_window_affine_fits_equal_batched_solves():
     ours, ref = L._window_affine(sums, 1e-4).double(), L.window_affine_reference(sums.double(), 1e-4)
     assert torch.allclose(ours, ref, atol=1e-6) and ref[:9].abs().max() > 0.1
     assert (ours[:, :, 55:] == 0).all() and (ours[12, :, :50] == 1).all()  # windows without the region: nothing
+
+
+def test_lut_normal_equations_equal_the_reference():
+    """The compiled accumulation of the LUT's per-vertex normal equations against the torch
+    reference (trilinear corners in square-root coordinates, index_add), colours 0 and 1 included."""
+    rng = np.random.default_rng(2)
+    c = torch.from_numpy(np.concatenate([rng.random((5000, 3)), [[0, 0, 0], [1, 1, 1], [1, 0, 0.5]]]))
+    s = c @ torch.from_numpy(A.T) + torch.from_numpy(B) + 0.01 * torch.from_numpy(rng.random((len(c), 3)))
+    for n in (2, 5, 16):
+        gram, rhs = L._normal_equations(c, s, n)
+        ref_gram, ref_rhs = L.normal_equations_reference(c, s, n)
+        assert torch.allclose(gram, ref_gram, rtol=1e-9, atol=1e-9) and torch.allclose(rhs, ref_rhs, rtol=1e-9, atol=1e-9)
+        assert gram[:, 15].sum() == pytest.approx(len(c))  # the weights of each sample sum to one

@@ -1,6 +1,7 @@
-"""Compiled CPU kernels (Numba) of the lift: window sums and per-window affine fits for its
-local model (:func:`box_sums`, :func:`window_affine`), and the pass that applies a fitted lift
-to a full-resolution photo (:func:`apply_rows`).
+"""Compiled CPU kernels (Numba) of the lift: the normal equations of its colour LUT
+(:func:`lut_normal_equations`), window sums and per-window affine fits for its local model
+(:func:`box_sums`, :func:`window_affine`), and the pass that applies a fitted lift to a
+full-resolution photo (:func:`apply_rows`).
 
 One pass over the photo, blocks of rows in parallel; per pixel:
 
@@ -250,3 +251,49 @@ def window_affine(sums: np.ndarray, eps: float) -> np.ndarray:
     out = np.empty((13,) + sums.shape[1:], np.float32)
     _window_affine(np.ascontiguousarray(sums, dtype=np.float32), float(eps), out)
     return out
+
+
+@njit(cache=True)
+def _lut_normal_equations(c, s, n, gram, rhs):  # pragma: no cover - compiled
+    scale = 1.0 / (n - 1)
+    for k in range(c.shape[0]):
+        c0, c1, c2 = c[k, 0], c[k, 1], c[k, 2]
+        p0 = np.sqrt(min(max(c0, 0.0), 1.0)) * (n - 1)
+        p1 = np.sqrt(min(max(c1, 0.0), 1.0)) * (n - 1)
+        p2 = np.sqrt(min(max(c2, 0.0), 1.0)) * (n - 1)
+        i0, i1, i2 = min(int(np.floor(p0)), n - 2), min(int(np.floor(p1)), n - 2), min(int(np.floor(p2)), n - 2)
+        t0, t1, t2 = p0 - i0, p1 - i1, p2 - i2
+        for dr in range(2):
+            wr = t0 if dr else 1.0 - t0
+            vr = i0 + dr
+            x0 = c0 - (vr * scale) ** 2
+            for dg in range(2):
+                wg = t1 if dg else 1.0 - t1
+                vg = i1 + dg
+                x1 = c1 - (vg * scale) ** 2
+                for db in range(2):
+                    wgt = wr * wg * (t2 if db else 1.0 - t2)
+                    vb = i2 + db
+                    x2 = c2 - (vb * scale) ** 2
+                    idx = (vr * n + vg) * n + vb
+                    for i in range(4):
+                        xi = x0 if i == 0 else x1 if i == 1 else x2 if i == 2 else 1.0
+                        wx = wgt * xi
+                        gram[idx, 4 * i] += wx * x0
+                        gram[idx, 4 * i + 1] += wx * x1
+                        gram[idx, 4 * i + 2] += wx * x2
+                        gram[idx, 4 * i + 3] += wx
+                        rhs[idx, 3 * i] += wx * s[k, 0]
+                        rhs[idx, 3 * i + 1] += wx * s[k, 1]
+                        rhs[idx, 3 * i + 2] += wx * s[k, 2]
+
+
+def lut_normal_equations(c: np.ndarray, s: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted normal equations of every lattice vertex of an ``n``³ LUT from colour pairs
+    ``c -> s`` ((N, 3) float64): ``gram`` (n³, 16) = sum w x xT and ``rhs`` (n³, 12) = sum w x sT
+    with ``x = [c - v, 1]``, ``w`` the trilinear weight of vertex ``v`` in square-root coordinates."""
+    gram = np.zeros((n ** 3, 16))
+    rhs = np.zeros((n ** 3, 12))
+    _lut_normal_equations(np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(s, dtype=np.float64),
+                          int(n), gram, rhs)
+    return gram, rhs

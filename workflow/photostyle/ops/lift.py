@@ -98,6 +98,32 @@ def _corners(c: torch.Tensor, n: int):
     return torch.stack(idx, 1), torch.stack(wts, 1), torch.stack(offs, 1)
 
 
+def _normal_equations(c: torch.Tensor, s: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per lattice vertex, ``gram`` (n³, 16) = sum of w x xT and ``rhs`` (n³, 12) = sum of w x sT
+    over the samples around it (``x = [c - v, 1]``, ``w`` their trilinear weights), float64:
+    compiled (:func:`photostyle.ops._lift_kernels.lut_normal_equations`), else
+    :func:`normal_equations_reference`."""
+    try:
+        from photostyle.ops._lift_kernels import lut_normal_equations
+    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
+        return normal_equations_reference(c, s, n)
+    gram, rhs = lut_normal_equations(c.double().numpy(), s.double().numpy(), n)
+    return torch.from_numpy(gram), torch.from_numpy(rhs)
+
+
+def normal_equations_reference(c: torch.Tensor, s: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_normal_equations` in torch (the kernel's reference)."""
+    idx, w, off = _corners(c, n)
+    x = torch.cat([off, torch.ones_like(off[..., :1])], dim=2)  # (N, 8, 4): [c - v, 1]
+    gram = torch.zeros(n ** 3, 16, dtype=c.dtype)
+    rhs = torch.zeros(n ** 3, 12, dtype=c.dtype)
+    flat = idx.reshape(-1)
+    wx = (w[..., None] * x).reshape(-1, 4)
+    gram.index_add_(0, flat, (wx[:, :, None] * x.reshape(-1, 4)[:, None, :]).reshape(-1, 16))
+    rhs.index_add_(0, flat, (wx[:, :, None] * s.repeat_interleave(8, 0)[:, None, :]).reshape(-1, 12))
+    return gram, rhs
+
+
 def fit_lut(c: torch.Tensor, s: torch.Tensor, n: int, prior_weight: float = 1e-4, min_weight: float = 16.0) -> torch.Tensor:
     """A lattice of affine colour models ``(12, n, n, n)`` (rows of A, then b: ``s = A c + b``)
     from colour pairs ``c -> s`` ((N, 3) float64 in [0, 1]): at each vertex a least-squares fit
@@ -109,15 +135,8 @@ def fit_lut(c: torch.Tensor, s: torch.Tensor, n: int, prior_weight: float = 1e-4
         step = -(-len(c) // MAX_LUT_SAMPLES)
         c, s = c[::step], s[::step]
     glob = _affine_fit(c, s)  # (4, 3): the region's global affine map
-    idx, w, off = _corners(c, n)
-    x = torch.cat([off, torch.ones_like(off[..., :1])], dim=2)  # (N, 8, 4): [c - v, 1]
     n3 = n ** 3
-    gram = torch.zeros(n3, 16, dtype=c.dtype)
-    rhs = torch.zeros(n3, 12, dtype=c.dtype)
-    flat = idx.reshape(-1)
-    wx = (w[..., None] * x).reshape(-1, 4)
-    gram.index_add_(0, flat, (wx[:, :, None] * x.reshape(-1, 4)[:, None, :]).reshape(-1, 16))
-    rhs.index_add_(0, flat, (wx[:, :, None] * s.repeat_interleave(8, 0)[:, None, :]).reshape(-1, 12))
+    gram, rhs = _normal_equations(c, s, n)
     u = torch.arange(n, dtype=c.dtype) / (n - 1)
     verts = torch.stack(torch.meshgrid(u ** 2, u ** 2, u ** 2, indexing="ij"), -1).reshape(-1, 3)
     # the prior in vertex coordinates: s = A (c - v) + (A v + b); slope rows scaled to the
