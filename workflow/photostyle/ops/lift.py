@@ -98,16 +98,25 @@ def _corners(c: torch.Tensor, n: int):
     return torch.stack(idx, 1), torch.stack(wts, 1), torch.stack(offs, 1)
 
 
+def _compiled(name: str):
+    """The Numba kernel ``name`` of :mod:`photostyle.ops._lift_kernels`, or None where Numba is
+    missing (numba is a dependency; the torch references then run)."""
+    try:
+        from photostyle.ops import _lift_kernels
+    except ImportError:  # pragma: no cover
+        return None
+    return getattr(_lift_kernels, name)
+
+
 def _normal_equations(c: torch.Tensor, s: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per lattice vertex, ``gram`` (n³, 16) = sum of w x xT and ``rhs`` (n³, 12) = sum of w x sT
     over the samples around it (``x = [c - v, 1]``, ``w`` their trilinear weights), float64:
     compiled (:func:`photostyle.ops._lift_kernels.lut_normal_equations`), else
     :func:`normal_equations_reference`."""
-    try:
-        from photostyle.ops._lift_kernels import lut_normal_equations
-    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
+    kernel = _compiled("lut_normal_equations")
+    if kernel is None:  # pragma: no cover
         return normal_equations_reference(c, s, n)
-    gram, rhs = lut_normal_equations(c.double().numpy(), s.double().numpy(), n)
+    gram, rhs = kernel(c.double().numpy(), s.double().numpy(), n)
     return torch.from_numpy(gram), torch.from_numpy(rhs)
 
 
@@ -177,11 +186,8 @@ def _box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
     """Sums over (2r+1)² windows clipped at the borders: ``(C, h, w)`` float32, through the
     compiled running sums (:func:`photostyle.ops._lift_kernels.box_sums`), else
     :func:`box_sum_reference`."""
-    try:
-        from photostyle.ops._lift_kernels import box_sums
-    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
-        return box_sum_reference(x, r)
-    return torch.from_numpy(box_sums(x.numpy(), r))
+    kernel = _compiled("box_sums")
+    return box_sum_reference(x, r) if kernel is None else torch.from_numpy(kernel(x.numpy(), r))
 
 
 def box_sum_reference(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -206,11 +212,8 @@ def _window_affine(sums: torch.Tensor, eps: float) -> torch.Tensor:
     ``(13, h, w)``: A (output-major), b, and 1 where the window holds pixels of the region (all
     zero elsewhere). Compiled (:func:`photostyle.ops._lift_kernels.window_affine`), else
     :func:`window_affine_reference`."""
-    try:
-        from photostyle.ops._lift_kernels import window_affine
-    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
-        return window_affine_reference(sums, eps)
-    return torch.from_numpy(window_affine(sums.numpy(), eps))
+    kernel = _compiled("window_affine")
+    return window_affine_reference(sums, eps) if kernel is None else torch.from_numpy(kernel(sums.numpy(), eps))
 
 
 def window_affine_reference(sums: torch.Tensor, eps: float) -> torch.Tensor:
@@ -339,9 +342,8 @@ def apply(model: LiftModel, content: np.ndarray) -> torch.Tensor:
     """The lifted stylisation of the full-resolution ``content`` ``(H, W, 3)`` uint8, as a
     ``(1, 3, H, W)`` float32 tensor in [0, 1]: one pass of the compiled kernel
     (:mod:`photostyle.ops._lift_kernels`), or :func:`apply_reference` without Numba."""
-    try:
-        from photostyle.ops._lift_kernels import apply_rows
-    except ImportError:  # pragma: no cover - numba is a dependency; the reference still works
+    apply_rows = _compiled("apply_rows")
+    if apply_rows is None:  # pragma: no cover
         return apply_reference(model, content)
     height, width = content.shape[:2]
     out = torch.empty(1, 3, height, width)
