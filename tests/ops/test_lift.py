@@ -146,10 +146,7 @@ def test_window_affine_fits_equal_batched_solves():
     p = torch.from_numpy(rng.random((3, 60, 80), dtype=np.float32)) * 0.1 + 0.3 * c[[2, 0, 1]]
     mk = torch.ones(1, 60, 80)
     mk[:, :, 50:] = 0
-    ci = c * mk
-    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    sums = L._box_sum(torch.cat([mk, ci, p * mk] + [ci[i:i + 1] * c[j:j + 1] for i, j in pairs]
-                                + [ci[i:i + 1] * p for i in range(3)]), 4)
+    sums = L._box_sum(L.window_moments(mk, c, p), 4)
     ours, ref = L._window_affine(sums, 1e-4).double(), L.window_affine_reference(sums.double(), 1e-4)
     assert torch.allclose(ours, ref, atol=1e-6) and ref[:9].abs().max() > 0.1
     assert (ours[:, :, 55:] == 0).all() and (ours[12, :, :50] == 1).all()  # windows without the region: nothing

@@ -207,6 +207,18 @@ def box_sum_reference(x: torch.Tensor, r: int) -> torch.Tensor:
     return along(along(x, -2), -1)
 
 
+PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the content products of the local fits
+
+
+def window_moments(mask: torch.Tensor, content: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """The 22 per-pixel moments whose window sums :func:`_window_affine` takes, inside the region
+    ``mask`` ``(1, h, w)``: count, content (3), residual (3), content products (:data:`PAIRS`),
+    content x residual (channel i x output o at 13 + 3i + o)."""
+    ci = content * mask
+    return torch.cat([mask, ci, residual * mask] + [ci[i:i + 1] * content[j:j + 1] for i, j in PAIRS]
+                     + [ci[i:i + 1] * residual for i in range(3)])
+
+
 def _window_affine(sums: torch.Tensor, eps: float) -> torch.Tensor:
     """Per window, the ridge least-squares affine map from its sums (see :func:`fit_local`):
     ``(13, h, w)``: A (output-major), b, and 1 where the window holds pixels of the region (all
@@ -218,11 +230,10 @@ def _window_affine(sums: torch.Tensor, eps: float) -> torch.Tensor:
 
 def window_affine_reference(sums: torch.Tensor, eps: float) -> torch.Tensor:
     """:func:`_window_affine` in torch (the kernel's reference): batched 3x3 solves."""
-    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     cnt = sums[:1].clamp_min(1e-6)
     mean = sums[1:] / cnt
     mc, mp = mean[0:3], mean[3:6]
-    cov = mean[6:12] - torch.stack([mc[i] * mc[j] for i, j in pairs])
+    cov = mean[6:12] - torch.stack([mc[i] * mc[j] for i, j in PAIRS])
     sigma = cov[[0, 1, 2, 1, 3, 4, 2, 4, 5]].permute(1, 2, 0).reshape(*cov.shape[1:], 3, 3)
     sigma = sigma + eps * torch.eye(3, dtype=sums.dtype)
     cp = (mean[12:21].reshape(3, 3, *mean.shape[1:]) - mc[:, None] * mp[None]).permute(2, 3, 0, 1)  # (.., in, out)
@@ -237,21 +248,17 @@ def fit_local(content: torch.Tensor, residual: torch.Tensor, regions: torch.Tens
     """Per-pixel affine coefficients ``(12, h, w)`` of ``residual ~ A content + b``, fitted over
     windows of the pixel's own region (guided-filter statistics, ridge ``eps``) and averaged over
     the windows of that region covering the pixel. ``content``/``residual``: ``(3, h, w)``.
-    Window sums are float32 integral images (sums of at most (2r+1)² values in [0, 1])."""
+    Window sums are running sums with float64 accumulators (:func:`_box_sum`), float32 out."""
     h, w = regions.shape
     coef = torch.zeros(12, h, w)
     content, residual = content.float(), residual.float()
-    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     for k in range(int(regions.max()) + 1):
         m = regions == k
         ys, xs = torch.nonzero(m, as_tuple=True)
         y0, y1 = max(int(ys.min()) - radius, 0), min(int(ys.max()) + radius + 1, h)
         x0, x1 = max(int(xs.min()) - radius, 0), min(int(xs.max()) + radius + 1, w)
         mk = m[y0:y1, x0:x1].float()[None]
-        c, p = content[:, y0:y1, x0:x1], residual[:, y0:y1, x0:x1]
-        ci = c * mk
-        sums = _box_sum(torch.cat([mk, ci, p * mk] + [ci[i:i + 1] * c[j:j + 1] for i, j in pairs]
-                                  + [ci[i:i + 1] * p for i in range(3)]), radius)
+        sums = _box_sum(window_moments(mk, content[:, y0:y1, x0:x1], residual[:, y0:y1, x0:x1]), radius)
         local = _window_affine(sums, eps) * mk  # A (out, in), b, 1: windows of the region, at its pixels
         avg = _box_sum(local, radius)
         avg = avg[:12] / avg[12:].clamp_min(1e-6)

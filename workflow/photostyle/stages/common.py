@@ -28,6 +28,29 @@ def job_settings(config: dict, seed: bool = True) -> dict:
     return {**s, "seed": config["seed"]} if seed else s
 
 
+ITEM_KEY_PER_METHOD = ("photo_id", "style", "method")  # items of a shard job over every method
+
+
+def per_method_job(settings: dict, stage: str) -> tuple[dict, dict, dict]:
+    """A shard job over every method (refine, export): ``settings["methods"]`` maps each method
+    to what its outputs depend on. Returns that mapping, the settings every method shares (device,
+    photo limits: the first's) and each method's config hash, which its outputs' provenance
+    carries so that a change to one method leaves the others' outputs current."""
+    from photostyle.core.schema import config_hash
+
+    per_method = settings["methods"]
+    if not per_method:
+        raise ValueError(f"{stage}: no method to {stage}")
+    return per_method, next(iter(per_method.values())), {m: config_hash(s) for m, s in per_method.items()}
+
+
+def photo_major(indexes, keep) -> list[dict]:
+    """The rows of ``indexes`` that ``keep(row)`` accepts, photo by photo (then method, style), so
+    that a job over every method prepares each photo once."""
+    return sorted((e for path in indexes for e in read_csv_dicts(path) if keep(e)),
+                  key=lambda e: (e["photo_id"], e["method"], e["style"]))
+
+
 def segmentation_on(config: dict) -> bool:
     seg = config["segmentation"]
     return bool(seg["enabled"]) and seg["model"] != "none"

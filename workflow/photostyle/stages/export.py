@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts
-from photostyle.stages.common import job_settings
+from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, per_method_job, photo_major
 from photostyle.stages.engine import PROV, Item, ShardJob, provenance_text
 
 EXPORT_COLUMNS = ("photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
@@ -52,18 +52,13 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
-    from photostyle.core.schema import config_hash
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.stages.common import ContentPhotos
 
-    per_method = settings["methods"]
-    if not per_method:
-        raise ValueError("export: no method to export")
-    shared = next(iter(per_method.values()))  # export, device, photo limits: global settings
+    per_method, shared, hashes = per_method_job(settings, "export")  # export settings are global too
     raw = next((s for s in per_method.values() if s["variant"] == "raw"), shared)
     job = start_job(shared)
     ex = shared["export"]
-    hashes = {m: config_hash(s) for m, s in per_method.items()}
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     lift = raw["lift"]  # the full lift settings where a method exports raw results (lifted here)
     content = ContentPhotos(job.limits, lift, segment_index)
@@ -73,7 +68,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         row = {"photo_id": e["photo_id"], "style": e["style"], "method": e["method"], "variant": variant,
                "shard": e.get("shard", ""), "source": e["output"], "config_hash": hashes[e["method"]],
                "code_version": code_version}
-        key = (e["photo_id"], e["style"], e["method"])
+        key = tuple(e[k] for k in ITEM_KEY_PER_METHOD)
         p = photos.get(e["photo_id"])
         if e["status"] != "ok" or p is None:
             return Item(key, {**row, "status": e["status"] or "failed", "error": e.get("error", "")})
@@ -118,11 +113,10 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
                           quality=ex["quality"], strip_gps=ex["strip_gps"], icc=ex["icc"])
         return {"width": img.shape[1], "height": img.shape[0]}
 
-    entries = sorted((e for path in source_indexes for e in read_csv_dicts(path)
-                      if e["method"] in per_method and e["variant"] == per_method[e["method"]]["variant"]),
-                     key=lambda e: (e["photo_id"], e["method"], e["style"]))  # photo-major
+    entries = photo_major(source_indexes, lambda e: e["method"] in per_method
+                          and e["variant"] == per_method[e["method"]]["variant"])
     index_out = Path(index_out)
     engine = ShardJob(f"export {index_out.stem}", index_out, EXPORT_COLUMNS,
                       device=job.device, keep_columns=("width", "height"))
     return engine.run(([item(e)] for e in entries), compute, write, total=len(entries),
-                      key_columns=("photo_id", "style", "method"))
+                      key_columns=ITEM_KEY_PER_METHOD)

@@ -23,7 +23,7 @@ import io
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_png_atomic
-from photostyle.stages.common import INDEX_COLUMNS, job_settings
+from photostyle.stages.common import INDEX_COLUMNS, ITEM_KEY_PER_METHOD, job_settings, per_method_job, photo_major
 from photostyle.stages.engine import Item, ShardJob, provenance_text
 
 
@@ -57,18 +57,13 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
-    from photostyle.core.schema import config_hash
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.ops.domain_transform import detail_layer, detail_transfer
     from photostyle.ops.smoothing import smooth
     from photostyle.stages.common import ContentPhotos
 
-    per_method = settings["methods"]
-    if not per_method:
-        raise ValueError("refine: no method to refine")
-    shared = next(iter(per_method.values()))  # device, photo limits and lift are global settings
+    per_method, shared, hashes = per_method_job(settings, "refine")  # lift settings are global too
     job = start_job(shared)
-    hashes = {m: config_hash(s) for m, s in per_method.items()}
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     content = ContentPhotos(job.limits, shared["lift"], segment_index)
     tensors: dict[str, dict] = {}  # the current photo: its full-size tensor and detail layers
@@ -76,7 +71,7 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
     def item(e) -> Item:
         row = {**e, "variant": "refined", "output": "", "cached": "", "runtime_s": "", "peak_mem_mb": "",
                "config_hash": hashes[e["method"]], "code_version": code_version, "device": job.device_desc}
-        key = (e["photo_id"], e["style"], e["method"])
+        key = tuple(e[k] for k in ITEM_KEY_PER_METHOD)
         if e["status"] != "ok" or e["photo_id"] not in photos:
             return Item(key, {**row, "status": e["status"] or "failed"})  # the stylisation's own status and reason
         try:
@@ -120,10 +115,9 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
 
-    entries = sorted((e for path in stylize_indexes for e in read_csv_dicts(path) if e["method"] in per_method),
-                     key=lambda e: (e["photo_id"], e["method"], e["style"]))  # photo-major
+    entries = photo_major(stylize_indexes, lambda e: e["method"] in per_method)
     index_out = Path(index_out)
     engine = ShardJob(f"refine {index_out.stem}", index_out, INDEX_COLUMNS, device=job.device)
     return engine.run(([item(e)] for e in entries), compute, write, total=len(entries),
-                      key_columns=("photo_id", "style", "method"))
+                      key_columns=ITEM_KEY_PER_METHOD)
 
