@@ -64,6 +64,27 @@ def test_rules_and_snakefile_name_no_method():
             assert not re.search(rf"[\"']{name}[\"']", text), f"{f.name} names the method {name!r}"
 
 
+def test_every_callable_a_rule_names_states_its_signature_once():
+    """Snakemake inspects every callable input, param and resource of every job; the workflow's
+    callables state their signature once (common.smk's job_function), which a 100k-photo DAG
+    build relies on. A plain function or lambda in a rule would silently cost that again."""
+    rules = REPO / "workflow" / "rules"
+    common = (rules / "common.smk").read_text()
+    wildcard_functions = set(re.findall(r"^def (\w+)\(wildcards", common, re.M))
+    marked = set(re.findall(r"^@job_function\ndef (\w+)", common, re.M))
+    assert marked and wildcard_functions
+    used = set()
+    for f in [REPO / "Snakefile", *sorted(rules.glob("*.smk"))]:
+        text = f.read_text()
+        for line in text.splitlines() if f.name != "common.smk" else ():  # its lambdas are helpers, not rule callables
+            if "lambda" in line and not line.lstrip().startswith("#"):
+                assert "job_function(lambda" in line, f"{f.name}: {line.strip()}"
+        used |= set(re.findall(r"^\s+(?:\w+=)?(?:unpack\()?(\w+)\)?,\s*(?:#.*)?$", text, re.M))
+    named = used & wildcard_functions
+    assert named, "no input function found in the rules"
+    assert named <= marked, sorted(named - marked)
+
+
 def _package_copy(tmp_path):
     dst = tmp_path / "photostyle"
     shutil.copytree(PACKAGE_DIR, dst, ignore=shutil.ignore_patterns("__pycache__"))

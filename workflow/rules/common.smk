@@ -130,7 +130,7 @@ def job_function(fn):
     """Mark an input, param or resource function. Snakemake asks for the signature of every such
     callable of every job (inspect.signature, a large part of a 100k-photo DAG build: 1868 jobs x
     several callables); stating it once here makes that a lookup. Every callable in a rule is one
-    of these (tests/test_workflow_static.py checks)."""
+    of these (tests/test_architecture.py checks)."""
     overwrite_function_params(fn, inspect.signature(fn).parameters)
     return fn
 
