@@ -17,6 +17,8 @@ process's peak memory (before the direct full-size run), and the quality of the 
 method computed directly at full size (``full-size PSNR``; only where that fits: colour
 methods at any size, ``fast`` to ``--full-max-mp``). ``fast`` runs a TransformerNet with
 random initialisation (no trained model here): a CNN's spatially varying output, not a style.
+reinhard and mkl are lifted by the colour map they record, as in the pipeline
+(``--no-colour-maps``: by a fitted LUT, ``lift.colour_maps: false``).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def psnr(a, b) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
-def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_mp: float) -> dict:
+def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_mp: float, maps: bool = True) -> dict:
     import numpy as np
     import torch
 
@@ -80,7 +82,7 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.nets.segmenters import KMeansSegmenter
     from photostyle.ops import lift as L
-    from photostyle.ops.colour import mkl, reinhard
+    from photostyle.ops.colour import ColourMap, mkl, reinhard
     from photostyle.ops.domain_transform import detail_layer, detail_transfer
     from photostyle.ops.measures import image_metrics, lab_sample, projected_quantiles, projections
 
@@ -98,12 +100,13 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
 
         def run(x):
             with torch.no_grad():
-                return stylize_photo(net, x)
+                return stylize_photo(net, x), None
     else:
         fn = {"reinhard": reinhard, "mkl": mkl}[method]
 
-        def run(x):
-            return fn(x, style)
+        def run(x):  # the colour methods' result and their recorded colour map (as stored in the PNG)
+            out, cmap = fn(x, style, with_map=True)
+            return out, ColourMap.from_json(cmap.to_json())
 
     t: dict[str, float] = {}
 
@@ -115,13 +118,14 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
 
     work, _ = timed("ingest", lambda: decode_photo(data, limits))
     timed("segment", lambda: KMeansSegmenter(3, 0.0, 20, 512, 0).segment(work, {"id": "x"}))
-    stylised = timed("stylize", lambda: to_uint8(run(to_tensor(work))))
+    stylised, cmap = timed("stylize", lambda: run(to_tensor(work)))
+    stylised = to_uint8(stylised)
     full, _ = timed("decode full", lambda: decode_photo(data, limits, full=True))
     if full.shape == work.shape:  # at its working size already: nothing to lift (as in the pipeline)
         model, lifted = None, to_tensor(stylised)
         t["lift fit"] = t["lift apply"] = 0.0
     else:
-        model = timed("lift fit", lambda: L.fit(working_size(full, limits), stylised))
+        model = timed("lift fit", lambda: L.fit(working_size(full, limits), stylised, colour_map=cmap, colour_maps=maps))
         L.apply(model, full[:8])  # the kernel's compilation (cached on disk after the first run) is not lift time
         lifted = timed("lift apply", lambda: L.apply(model, full))
 
@@ -147,9 +151,10 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
                                               source_metadata(src), {"photostyle:bench": "1"}))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the chain's peak, before the direct run below
     out = {"mp": megapixels, "method": method, "threads": threads, "stages": t, "peak_rss_mb": peak,
+           "map": model is not None and model.colour_map is not None,
            "lut": model is not None and model.table is not None, "local": model is not None and model.coef is not None}
     if model is not None and (megapixels <= full_max_mp or method != "fast"):  # the method run directly at full size, for the lift's quality
-        direct = to_uint8(run(to_tensor(full)))
+        direct = to_uint8(run(to_tensor(full))[0])
         out["psnr_full"] = psnr(to_uint8(lifted), direct)
         from PIL import Image
 
@@ -165,11 +170,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--work-megapixels", type=float, default=1.5)
     ap.add_argument("--full-max-mp", type=float, default=4, help="largest size at which fast also runs at full size")
+    ap.add_argument("--no-colour-maps", action="store_true", help="lift reinhard/mkl by a fitted LUT, not their recorded map (lift.colour_maps: false)")
     ap.add_argument("--one", nargs=3, metavar=("MP", "METHOD", "THREADS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         mp, method, threads = float(args.one[0]), args.one[1], int(args.one[2])
-        print(json.dumps(one(mp, method, threads, args.work_megapixels, args.full_max_mp)))
+        print(json.dumps(one(mp, method, threads, args.work_megapixels, args.full_max_mp, not args.no_colour_maps)))
         return
     head = f"{'MP':>5} {'method':9} {'thr':>3} " + " ".join(f"{s[:10]:>10}" for s in STAGES) + \
         f" {'total s':>8} {'s/MP':>6} {'lift MP/s':>9} {'peak MB':>8} {'PSNR lift':>9} {'PSNR bilin':>10}  model"
@@ -179,7 +185,8 @@ def main() -> None:
             for mp in args.sizes:
                 proc = subprocess.run([sys.executable, __file__, "--one", str(mp), method, str(threads),
                                        "--work-megapixels", str(args.work_megapixels),
-                                       "--full-max-mp", str(args.full_max_mp)], capture_output=True, text=True)
+                                       "--full-max-mp", str(args.full_max_mp)]
+                                      + (["--no-colour-maps"] if args.no_colour_maps else []), capture_output=True, text=True)
                 if proc.returncode != 0:
                     print(f"{mp:5g} {method:9} {threads:3d} failed: {proc.stderr.strip().splitlines()[-1:]}")
                     continue
@@ -187,7 +194,7 @@ def main() -> None:
                 st = r["stages"]
                 total = sum(st.values())
                 lift_rate = mp / st["lift apply"] if st["lift apply"] else float("nan")
-                model = "+".join(k for k in ("lut", "local") if r[k]) or "not lifted"
+                model = "+".join(k for k in ("map", "lut", "local") if r[k]) or "not lifted"
                 print(f"{mp:5g} {method:9} {threads:3d} " + " ".join(f"{st[s]:10.2f}" for s in STAGES)
                       + f" {total:8.2f} {total / mp:6.2f} {lift_rate:9.1f} {r['peak_rss_mb']:8.0f}"
                       + f" {r.get('psnr_full', float('nan')):9.2f} {r.get('psnr_upsampled', float('nan')):10.2f}  {model}",

@@ -16,6 +16,7 @@ from conftest import run_snakemake, save, scheduled_jobs, smooth_photo
 from core.test_deliver import linear_rgb_profile
 from photostyle.core import deliver as D
 from photostyle.core.io import read_csv_dicts
+from photostyle.ops.colour import ColourMap
 
 MODEL = 0x0110
 
@@ -104,6 +105,10 @@ def test_deliverables_mirror_the_tree_at_full_resolution_with_metadata(small_run
         photo = next(m for m in manifest.values() if m["id"] == r["photo_id"])
         with Image.open(tmp / r["output"]) as im:
             assert (im.width, im.height) == (int(photo["full_width"]), int(photo["full_height"]))
+    # reinhard leaves its per-region colour map beside each raw result, for the lift to apply
+    for r in read_csv_dicts(next((res / "stylized" / "_index").rglob("*.csv"))):
+        cmap = ColourMap.from_png((tmp / r["output"]).read_bytes())
+        assert cmap is not None and cmap.space == "lalphabeta" and len(cmap.regions) >= 1
     per_image = read_csv_dicts(res / "metrics" / "per_image.csv")
     assert len(per_image) == 3 * 2 and all(r["status"] == "ok" for r in per_image)
     # lifted outputs keep the photo's full-resolution structure (measured at the working size)

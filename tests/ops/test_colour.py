@@ -8,7 +8,9 @@ import torch
 
 from conftest import make_method, stylise
 from photostyle.methods import REGISTRY
-from photostyle.ops.colour import _mkl_map, lalphabeta_to_rgb, mkl_transfer, reinhard_transfer, rgb_to_lalphabeta
+from photostyle.ops.colour import (ColourMap, _mkl_map, lalphabeta_to_rgb, mkl, mkl_transfer, reinhard, reinhard_transfer,
+                                   rgb_to_lalphabeta)
+from photostyle.ops.regions import Match, build_masks
 
 # Reinhard, Ashikhmin, Gooch, Shirley, "Color Transfer between Images", IEEE CG&A 2001:
 # eq. 4 (RGB -> LMS) and eq. 6 (log10 LMS -> l alpha beta), as printed in the paper.
@@ -94,3 +96,38 @@ def test_style_statistics_cached_per_job():
     cached = state.cache["style_stats"][("mkl",)]
     stylise(method, content, style, state=state)
     assert state.cache["style_stats"][("mkl",)] is cached
+
+
+@pytest.mark.parametrize("fn,kw", [(reinhard, {}), (reinhard, {"colour_space": "rgb"}), (mkl, {}),
+                                   (reinhard, {"strength": 0.4}), (mkl, {"strength": 0.7})])
+def test_the_recorded_colour_map_is_the_methods_result(fn, kw):
+    """The ColourMap a colour method returns (stored with its output for the lift), read back from
+    its JSON, reproduces the method's result: everywhere for a global transfer; inside each
+    region (soft weight ~1) for a region-aware one, each region by its own map."""
+    content = _img(10, 24, 32, 0.05, 0.9)
+    style = torch.cat([_img(11, 10, 20, 0.2, 0.7, tint=(1.3, 0.8, 0.6)), _img(12, 10, 20, 0.1, 0.5, tint=(0.6, 0.9, 1.4))], 2)
+    pix = content[0].reshape(3, -1).T.double()
+    out, cmap = fn(content, style, with_map=True, **kw)
+    cmap = ColourMap.from_json(cmap.to_json())
+    assert len(cmap.regions) == 1 and cmap.regions[0].labels is None
+    assert (cmap.apply(pix, cmap.regions[0]) - out[0].reshape(3, -1).T).abs().max() < 1e-5
+    # region-aware: left / right half of the content matched to top / bottom half of the style
+    cl = np.zeros((24, 32), np.int64)
+    cl[:, 16:] = 5
+    sl = np.zeros((20, 20), np.int64)
+    sl[10:] = 5
+    masks = build_masks(cl, sl, [Match(0, 0, "same"), Match(5, 5, "same")], "cpu", blur_fraction=0.03)
+    out, cmap = fn(content, style, masks, with_map=True, **kw)
+    cmap = ColourMap.from_json(cmap.to_json())
+    inside = masks.content_weights.max(0).values.reshape(-1) > 0.99999
+    got = out[0].reshape(3, -1).T.double()
+    per_region = []
+    for label in (0, 5):
+        sel = torch.from_numpy(cl.reshape(-1) == label) & inside
+        assert sel.sum() > 100
+        region = cmap.region_of(label)
+        assert region.labels == (label,)
+        assert (cmap.apply(pix[sel], region) - got[sel]).abs().max() < 1e-5
+        per_region.append(cmap.apply(pix, region))
+    assert (per_region[0] - per_region[1]).abs().max() > 0.05  # two different maps: a shared one would fail above
+    assert cmap.region_of(3) is None  # a label the method never saw has no map

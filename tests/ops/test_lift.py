@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from conftest import smooth_photo
 from photostyle.core.tensors import to_uint8
 from photostyle.ops import lift as L
-from photostyle.ops.colour import lalphabeta_to_rgb, rgb_to_lalphabeta
+from photostyle.ops.colour import ColourMap, lalphabeta_to_rgb, mkl, reinhard, rgb_to_lalphabeta
+from photostyle.ops.regions import Match, build_masks
 
 # a colour matrix + offset that keeps every colour inside [0, 1] (no clipping: a pure affine map)
 A = np.array([[0.55, 0.25, 0.05], [0.10, 0.60, 0.15], [0.05, 0.15, 0.55]])
@@ -63,6 +64,85 @@ def test_a_smooth_nonlinear_colour_map_lifts_within_a_level():
     assert np.abs(upsampled.astype(int) - ref).mean() > 5 * d.mean()
 
 
+def _t(img):
+    return torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def _by_map(cmap, img, labels=None):
+    """``img`` through the recorded map at its own size, per label (float64, rounded to 8 bits)."""
+    pix = torch.from_numpy(img.reshape(-1, 3) / 255.0)
+    out = torch.empty_like(pix)
+    flat = np.zeros(len(pix), int) if labels is None else labels.reshape(-1)
+    for v in np.unique(flat):
+        sel = torch.from_numpy(flat == v)
+        out[sel] = cmap.apply(pix[sel], cmap.region_of(None if labels is None else int(v)))
+    return np.clip(np.round(out.numpy() * 255), 0, 255).reshape(img.shape).astype(int)
+
+
+@pytest.mark.parametrize("method,kw", [(reinhard, {}), (reinhard, {"strength": 0.6}), (mkl, {})])
+def test_a_methods_own_colour_map_lifts_exactly(method, kw):
+    """Reinhard and MKL record their colour map: the lift applies it, so lifting their
+    working-size result equals their map applied at full size to 1/255 everywhere (the fitted
+    LUT, for comparison, is many levels off where the full-size photo holds colours the working
+    size lacks). A stored-and-read map (JSON) is what the stages use."""
+    full, work = _pair()
+    style = smooth_photo(50, 60, seed=4)
+    out, cmap = method(_t(work), _t(style), with_map=True, **kw)
+    cmap = ColourMap.from_json(cmap.to_json())
+    stylised = to_uint8(out)
+    model = L.fit(work, stylised, colour_map=cmap)
+    assert model.colour_map is not None and model.table is None and model.coef is None
+    ref = _by_map(cmap, full)
+    d = np.abs(to_uint8(L.apply(model, full)).astype(int) - ref)
+    assert d.max() <= 1 and d.mean() < 0.01, (d.max(), d.mean())
+    fitted = np.abs(_lifted(work, stylised, full) - ref)
+    assert fitted.max() > 5 and fitted.mean() > 10 * d.mean()
+    off = L.fit(work, stylised, colour_map=cmap, colour_maps=False)  # lift.colour_maps: false
+    assert off.colour_map is None and off.table is not None
+
+
+def test_region_colour_maps_lift_exactly_and_blend_where_the_method_blended():
+    """Region-aware Reinhard (two regions, each with its own map, blended by the method with soft
+    weights): the lift recomputes those weights from the label map, so the map alone explains the
+    working-size result (no local model); at full size each region's map holds to 1/255 outside
+    the method's own blend (3 sigma), where the fitted LUT is further off."""
+    full, work = _pair()
+    h, w = work.shape[:2]
+    cl = np.zeros((h, w), np.int64)
+    cl[:, w // 2:] = 3
+    style = np.concatenate([smooth_photo(30, 60, seed=5), smooth_photo(30, 60, seed=6)[..., ::-1]], 0)
+    sl = np.zeros(style.shape[:2], np.int64)
+    sl[30:] = 3
+    masks = build_masks(cl, sl, [Match(0, 0, "same"), Match(3, 3, "same")], "cpu", blur_fraction=0.02)
+    out, cmap = reinhard(_t(work), _t(style), masks, with_map=True)
+    cmap = ColourMap.from_json(cmap.to_json())
+    assert cmap.blend_sigma == masks.blur_sigma > 0
+    stylised = to_uint8(out)
+    model = L.fit(work, stylised, cl, colour_map=cmap)
+    assert model.colour_map is not None and model.coef is None
+    full_labels = np.repeat(np.repeat(cl, 4, 0), 4, 1)
+    ref = _by_map(cmap, full, full_labels)
+    d = np.abs(to_uint8(L.apply(model, full)).astype(int) - ref)
+    band = 4 * (3 * masks.blur_sigma + 1)  # the method's blend and the bilinear step, in full-size pixels
+    away = np.abs(np.arange(full.shape[1]) + 0.5 - full.shape[1] / 2) > band
+    assert away.mean() > 0.8 and d[:, away].max() <= 1, d[:, away].max()
+    assert d[:, ~away].max() > 10  # the blend is there: hard region maps would not match it
+    fitted = np.abs(_lifted(work, stylised, full, labels=cl) - ref)
+    assert fitted[:, away].max() > 3
+    cmap.blend_sigma = None  # a map that says nothing of the blend leaves it to the local model
+    assert L.fit(work, stylised, cl, colour_map=cmap).coef is not None
+
+
+def test_a_map_that_does_not_explain_the_result_is_not_used():
+    """A result changed after the method (smoothed, say): its recorded map no longer describes it,
+    so the lift fits its model instead of trusting the map."""
+    full, work = _pair()
+    out, cmap = mkl(_t(work), _t(smooth_photo(50, 60, seed=4)), with_map=True)
+    blurred = np.asarray(Image.fromarray(to_uint8(out)).filter(ImageFilter.GaussianBlur(2)))
+    model = L.fit(work, blurred, colour_map=cmap)
+    assert model.colour_map is None
+
+
 def test_regions_keep_their_own_colour_model_up_to_the_border():
     """Two regions mapped by different matrices: every pixel follows its own region's matrix,
     the ones beside the border too; without the label map the border bleeds."""
@@ -100,11 +180,22 @@ def test_local_model_follows_a_spatially_varying_stylisation():
 
 
 @pytest.mark.parametrize("with_labels", [False, True])
-def test_compiled_kernel_equals_the_reference_and_strips_change_nothing(with_labels):
+@pytest.mark.parametrize("colour", ["lut", "map", "map+local"])
+def test_compiled_kernel_equals_the_reference_and_strips_change_nothing(with_labels, colour):
     full, work = _pair(h=123, w=257, factor=3)  # odd sizes
     labels = (np.arange(work.shape[1])[None, :] * 3 // work.shape[1]).repeat(work.shape[0], 0) if with_labels else None
-    stylised = np.clip(work.astype(int) * np.linspace(0.7, 1.1, work.shape[1])[None, :, None], 0, 255).astype(np.uint8)
-    model = L.fit(work, stylised, labels, model="lut+local")
+    if colour == "lut":
+        stylised = np.clip(work.astype(int) * np.linspace(0.7, 1.1, work.shape[1])[None, :, None], 0, 255).astype(np.uint8)
+        model = L.fit(work, stylised, labels, model="lut+local")
+    else:  # a method's own map (Reinhard's log-LMS one, per region with labels), alone or with the local model
+        masks = None
+        if with_labels:
+            style_labels = (np.arange(50)[None, :] * 3 // 50).repeat(40, 0)
+            masks = build_masks(labels, style_labels, [Match(k, k, "same") for k in range(3)], "cpu",
+                                blur_fraction=0.02)
+        out, cmap = reinhard(_t(work), _t(smooth_photo(40, 50, seed=2)), masks, with_map=True)
+        model = L.fit(work, to_uint8(out), labels, model="lut" if colour == "map" else "lut+local", colour_map=cmap)
+        assert model.colour_map is not None and (model.coef is not None) == (colour == "map+local")
     whole = L.apply_reference(model, full, strip_rows=full.shape[0])
     assert torch.equal(L.apply_reference(model, full, strip_rows=7), whole)
     assert whole.shape == (1, 3, 123, 257)

@@ -14,6 +14,10 @@ module, and the method modules at import time, import no torch):
 * :meth:`artifacts`: models that a training rule must produce first (a per-style network, a
   decoder), as :class:`Artifact` (trainer, key, settings); the rules derive the training jobs,
   the stylize job's inputs and their params from these;
+* a method whose result is a (per-region) colour map of the content leaves it in
+  ``style.colour_map`` (:class:`photostyle.ops.colour.ColourMap`) with each output: the stylize
+  stage stores it beside the image, and the lift applies it at full resolution (exact) instead
+  of fitting one;
 * ``uses_regions`` (receives matched region masks from the segment stage; its rule then
   takes the label maps as inputs and the matching settings as params), ``traces`` (leaves a
   per-output loss trace), ``batches`` (accepts a batch of same-size photos).
@@ -79,6 +83,7 @@ class StyleState:
     image: "torch.Tensor"
     cache: dict = field(default_factory=dict)
     trace: list | None = None  # the last output's trace (loss per iteration), if the method leaves one
+    colour_map: Any = None  # the last output's ColourMap (photostyle.ops.colour), if it is a colour map of the content
 
 
 @dataclass(frozen=True)

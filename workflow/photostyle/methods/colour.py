@@ -1,4 +1,5 @@
-"""Classical colour transfer methods: ``reinhard`` and ``mkl`` (algorithms in :mod:`photostyle.ops.colour`)."""
+"""Classical colour transfer methods: ``reinhard`` and ``mkl`` (algorithms in :mod:`photostyle.ops.colour`).
+Both leave their colour map with each output (``style.colour_map``), which the lift applies exactly."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ class Reinhard(Method):
         from photostyle.ops.colour import reinhard
 
         p = self.params
-        return reinhard(content, style.image, masks, colour_space=p.colour_space, strength=p.strength,
-                        state=style.cache)
+        out, style.colour_map = reinhard(content, style.image, masks, colour_space=p.colour_space,
+                                         strength=p.strength, state=style.cache, with_map=True)
+        return out
 
 
 class MKL(Method):
@@ -41,4 +43,6 @@ class MKL(Method):
         from photostyle.ops.colour import mkl
 
         p = self.params
-        return mkl(content, style.image, masks, eps=p.eps, strength=p.strength, state=style.cache)
+        out, style.colour_map = mkl(content, style.image, masks, eps=p.eps, strength=p.strength, state=style.cache,
+                                    with_map=True)
+        return out

@@ -9,6 +9,10 @@ One pass over the photo, blocks of rows in parallel; per pixel:
   4th 8-bit level, 256 included) of the region's lattice of affine models, evaluated
   beforehand (:func:`photostyle.ops.lift.dense_table`); trilinear interpolation in linear
   colour coordinates is exact for affine maps;
+* or, for a method that recorded its colour map (Reinhard, MKL: :class:`photostyle.ops.colour.ColourMap`),
+  that map itself, per region: ``post @ g^-1(M_k g(pre @ c) + t_k)`` with ``g`` the natural log
+  (clamped at a floor) or the identity, clipped, then blended with the content by its strength:
+  exact at any size;
 * the local model: bilinear interpolation of the working-size coefficient maps from the four
   neighbours that share the pixel's region (its nearest working pixel's), then ``A c + b``.
 
@@ -18,7 +22,8 @@ lets the compiler contract multiply-adds: results differ from
 :func:`photostyle.ops.lift.apply_reference` by float32 rounding (tested to 2e-6) and are
 identical from run to run.
 
-The loop is compiled once per model kind (table and local, table, local) with the kind as a
+The loop is compiled once per model kind (colour part: table, map or none; with or without the
+local model) with the kind as a
 constant, so each version holds only its own per-pixel work (1.2-1.5x faster than one loop
 that tests the kind per pixel; ``benchmarks/full_resolution.py``). Row buffers are allocated
 once per block of rows, not per row.
@@ -49,9 +54,13 @@ def _columns(width, w):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _rows(content, table, coef, labels, use_table, use_coef, out, blocks):  # pragma: no cover - compiled
+def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_map, use_coef, out, blocks):  # pragma: no cover - compiled
     """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1]; inlined into the
-    kernels below with ``use_table``/``use_coef`` constant."""
+    kernels below with ``use_table``/``use_map``/``use_coef`` constant. ``cmap`` (R, 12): each
+    region's map (M row-major, t); ``cglob`` (22,): pre (9), post (9), floor, strength, log (0/1),
+    blend (0/1); with blend, ``bw`` (R, h, w) the method's soft region weights and ``pure``
+    (h, w) 1 where one region holds all the weight: a pixel with a neighbour that is not pure
+    (or of another region) takes the weighted sum of the regions' maps, in the maps' own space."""
     height, width = content.shape[0], content.shape[1]
     h, w = labels.shape
     x0s, x1s, txs, nxs = _columns(width, w)
@@ -60,6 +69,8 @@ def _rows(content, table, coef, labels, use_table, use_coef, out, blocks):  # pr
     s_b, s_g, s_r = 3, n * 3, n * n * 3  # strides of the (R, n, n, n, 3) table
     s_reg = n * n * n * 3
     k255 = np.float32(1.0 / 255)
+    floor, strength, logm, blend = cglob[18], cglob[19], cglob[20] > 0.5, cglob[21] > 0.5
+    regions = cmap.shape[0]
     for blk in prange(blocks):
         vert = np.empty((w, 12), np.float32)
         same = np.empty(w, np.bool_)
@@ -103,6 +114,41 @@ def _rows(content, table, coef, labels, use_table, use_coef, out, blocks):  # pr
                             o1 = v
                         else:
                             o2 = v
+                if use_map:  # the method's own colour map
+                    cr, cg, cb = np.float32(r) * k255, np.float32(g) * k255, np.float32(b) * k255
+                    u0 = cglob[0] * cr + cglob[1] * cg + cglob[2] * cb
+                    u1 = cglob[3] * cr + cglob[4] * cg + cglob[5] * cb
+                    u2 = cglob[6] * cr + cglob[7] * cg + cglob[8] * cb
+                    if logm:
+                        u0, u1, u2 = np.log(max(u0, floor)), np.log(max(u1, floor)), np.log(max(u2, floor))
+                    mixed = False
+                    if blend:
+                        bx0, bx1, btx = x0s[x], x1s[x], txs[x]
+                        mixed = not (pure[y0, bx0] and pure[y0, bx1] and pure[y1, bx0] and pure[y1, bx1]
+                                     and labels[y0, bx0] == own and labels[y0, bx1] == own
+                                     and labels[y1, bx0] == own and labels[y1, bx1] == own)
+                    if mixed:
+                        v0 = np.float32(0.0)
+                        v1 = np.float32(0.0)
+                        v2 = np.float32(0.0)
+                        for k in range(regions):
+                            wk = ((1 - ty) * ((1 - btx) * bw[k, y0, bx0] + btx * bw[k, y0, bx1])
+                                  + ty * ((1 - btx) * bw[k, y1, bx0] + btx * bw[k, y1, bx1]))
+                            v0 += wk * (cmap[k, 0] * u0 + cmap[k, 1] * u1 + cmap[k, 2] * u2 + cmap[k, 9])
+                            v1 += wk * (cmap[k, 3] * u0 + cmap[k, 4] * u1 + cmap[k, 5] * u2 + cmap[k, 10])
+                            v2 += wk * (cmap[k, 6] * u0 + cmap[k, 7] * u1 + cmap[k, 8] * u2 + cmap[k, 11])
+                    else:
+                        v0 = cmap[own, 0] * u0 + cmap[own, 1] * u1 + cmap[own, 2] * u2 + cmap[own, 9]
+                        v1 = cmap[own, 3] * u0 + cmap[own, 4] * u1 + cmap[own, 5] * u2 + cmap[own, 10]
+                        v2 = cmap[own, 6] * u0 + cmap[own, 7] * u1 + cmap[own, 8] * u2 + cmap[own, 11]
+                    if logm:
+                        v0, v1, v2 = np.exp(v0), np.exp(v1), np.exp(v2)
+                    q0 = min(max(cglob[9] * v0 + cglob[10] * v1 + cglob[11] * v2, 0.0), 1.0)
+                    q1 = min(max(cglob[12] * v0 + cglob[13] * v1 + cglob[14] * v2, 0.0), 1.0)
+                    q2 = min(max(cglob[15] * v0 + cglob[16] * v1 + cglob[17] * v2, 0.0), 1.0)
+                    o0 = cr + strength * (q0 - cr)
+                    o1 = cg + strength * (q1 - cg)
+                    o2 = cb + strength * (q2 - cb)
                 if use_coef:
                     x0, x1, tx = x0s[x], x1s[x], txs[x]
                     den = np.float32(0.0)
@@ -136,28 +182,48 @@ def _rows(content, table, coef, labels, use_table, use_coef, out, blocks):  # pr
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_table_local(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, True, True, out, blocks)
+def _rows_table_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, True, False, True, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_table(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, True, False, out, blocks)
+def _rows_table(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, True, False, False, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_local(content, table, coef, labels, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, False, True, out, blocks)
+def _rows_map_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, True, True, out, blocks)
 
 
-def apply_rows(content, table, coef, labels, use_table: bool, use_coef: bool, out) -> None:
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _rows_map(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, True, False, out, blocks)
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _rows_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, False, True, out, blocks)
+
+
+KERNELS = {("table", True): _rows_table_local, ("table", False): _rows_table, ("map", True): _rows_map_local,
+           ("map", False): _rows_map, (None, True): _rows_local}
+
+
+def apply_rows(content, labels, out, table=None, coef=None, colour_map=None) -> None:
     """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1], through the kernel of
-    the model's kind; ``table``: (R, 65, 65, 65, 3) float32, ``coef``: (12, h, w) float32,
-    ``labels``: (h, w) int32 region index at the working size."""
-    if not (use_table or use_coef):
-        raise ValueError("a lift model has a colour table, a local model, or both")
-    kernel = _rows_table_local if use_table and use_coef else _rows_table if use_table else _rows_local
-    kernel(content, table, coef, labels, out, max(1, min(content.shape[0], 4 * get_num_threads())))
+    the model's kind; ``labels``: (h, w) int32 region index at the working size; the colour
+    part is ``table`` ((R, 65, 65, 65, 3) float32) or ``colour_map`` (``(cmap, cglob, bw, pure)``, see
+    :func:`_rows`) or neither; ``coef``: (12, h, w) float32 local model, or None."""
+    kind = ("table" if table is not None else "map" if colour_map is not None else None, coef is not None)
+    if kind not in KERNELS:
+        raise ValueError("a lift model has a colour part (table or map), a local model, or both")
+    table = table if table is not None else np.zeros((1, 1, 1, 1, 1), np.float32)
+    cmap, cglob, bw, pure = colour_map if colour_map is not None else (
+        np.zeros((1, 12), np.float32), np.zeros(22, np.float32), np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.bool_))
+    coef = coef if coef is not None else np.zeros((12, 1, 1), np.float32)
+    KERNELS[kind](content, table, coef, labels, cmap, cglob, bw, pure, out,
+                  max(1, min(content.shape[0], 4 * get_num_threads())))
 
 
 @njit(parallel=True, cache=True)

@@ -16,13 +16,23 @@ With matched region masks (segmentation stage), both are region-aware: region k 
 (soft weights ``w_k``, summing to 1 at each pixel) is mapped with the statistics of its matched
 style region, and the per-region results are blended with the same soft weights, so no seams
 appear at region borders: ``out(x) = sum_k w_k(x) T_k(x)``.
+
+Each ``T_k`` is affine in the method's colour space: ``T_k(c) = (c - shift) M^T + offset``. The
+functions can return these maps (``with_map=True``) as a :class:`ColourMap`; the stylize stage
+stores it beside the image (:data:`COLOUR_MAP_KEY`), and the lift applies it to the
+full-resolution photo instead of fitting a colour model (:mod:`photostyle.ops.lift`), which
+makes the lift of these methods exact.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 
 import torch
+
+COLOUR_MAP_KEY = "photostyle-colour-map"  # PNG text chunk of a stylised image: its ColourMap (JSON)
 
 # Reinhard et al. 2001, eq. 4 (RGB -> LMS) and eq. 6 (log LMS -> l-alpha-beta).
 _RGB2LMS = torch.tensor(
@@ -55,19 +65,93 @@ def lalphabeta_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return lms @ torch.linalg.inv(_RGB2LMS).to(lab.device).T
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+SPACES = {"lalphabeta": (rgb_to_lalphabeta, lalphabeta_to_rgb), "rgb": (_identity, _identity)}
+
+
+@dataclass
+class RegionMap:
+    """One region's colour map in a colour space: ``(c - shift) @ matrix.T + offset``; ``labels``
+    the content label values it covers (None: every pixel)."""
+
+    labels: tuple[int, ...] | None
+    shift: torch.Tensor  # (3,) float64
+    matrix: torch.Tensor  # (3, 3)
+    offset: torch.Tensor  # (3,)
+
+    def __call__(self, c: torch.Tensor) -> torch.Tensor:
+        return (c - self.shift) @ self.matrix.T + self.offset
+
+
+@dataclass
+class ColourMap:
+    """What a global colour method did to a photo: per region, an affine map in ``space``
+    (:data:`SPACES`), then clipping to [0, 1] and a blend with the content by ``strength``. At a
+    pixel inside region k it equals the method's result; at region borders the method blends
+    neighbouring regions' maps with soft weights: the label masks blurred by ``blend_sigma``
+    (:func:`photostyle.ops.regions.soft_weights`), which the lift recomputes from the label map."""
+
+    space: str
+    strength: float
+    regions: list[RegionMap]
+    blend_sigma: float | None = None  # region-aware: the maps blended with label masks softened by this Gaussian
+
+    def to_json(self) -> str:
+        return json.dumps({"space": self.space, "strength": self.strength, "blend_sigma": self.blend_sigma, "regions": [
+            {"labels": None if r.labels is None else list(r.labels), "shift": r.shift.tolist(),
+             "matrix": r.matrix.tolist(), "offset": r.offset.tolist()} for r in self.regions]})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ColourMap":
+        d = json.loads(text)
+        t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+        return cls(d["space"], float(d["strength"]), [
+            RegionMap(None if r["labels"] is None else tuple(r["labels"]), t(r["shift"]), t(r["matrix"]), t(r["offset"]))
+            for r in d["regions"]], d.get("blend_sigma"))
+
+    @classmethod
+    def from_png(cls, data: bytes) -> "ColourMap | None":
+        """The map stored in a stylised PNG's text (:data:`COLOUR_MAP_KEY`), or None."""
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            text = (getattr(im, "text", None) or {}).get(COLOUR_MAP_KEY)
+        return cls.from_json(text) if text else None
+
+    def region_of(self, label: int) -> RegionMap | None:
+        """The map of content label ``label`` (the global map covers every label), or None."""
+        for r in self.regions:
+            if r.labels is None or label in r.labels:
+                return r
+        return None
+
+    def apply(self, pix: torch.Tensor, region: RegionMap) -> torch.Tensor:
+        """``(N, 3)`` RGB in [0, 1] through ``region``'s map (float64): the method's result inside that region."""
+        fwd, inv = SPACES[self.space]
+        pix = pix.double()
+        return torch.lerp(pix, inv(region(fwd(pix))).clamp(0.0, 1.0), self.strength)
+
+
 def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, colour_space: str = "lalphabeta",
-                      style_stats=None, clip: bool = True) -> torch.Tensor:
-    """Match per-channel mean and std of ``content`` to ``style`` in ``colour_space``."""
-    fwd, inv = (rgb_to_lalphabeta, lalphabeta_to_rgb) if colour_space == "lalphabeta" else (lambda x: x, lambda x: x)
+                      style_stats=None, clip: bool = True, with_map: bool = False):
+    """Match per-channel mean and std of ``content`` to ``style`` in ``colour_space`` (and, with
+    ``with_map``, return the :class:`ColourMap` too)."""
+    fwd, inv = SPACES[colour_space]
     c = fwd(_pixels(content))
     if style_stats is None:
         s = fwd(_pixels(style))
         style_stats = (s.mean(0), s.std(0, unbiased=False))
     mu_s, sd_s = style_stats
     mu_c, sd_c = c.mean(0), c.std(0, unbiased=False)
-    out = (c - mu_c) * (sd_s / sd_c.clamp_min(1e-8)) + mu_s
-    rgb = _unpixels(inv(out), content)
-    return rgb.clamp(0.0, 1.0) if clip else rgb
+    rmap = RegionMap(None, mu_c, torch.diag(sd_s / sd_c.clamp_min(1e-8)), mu_s)
+    rgb = _unpixels(inv(rmap(c)), content)
+    out = rgb.clamp(0.0, 1.0) if clip else rgb
+    return (out, ColourMap(colour_space, 1.0, [rmap])) if with_map else out
 
 
 def _sqrtm_psd(m: torch.Tensor, inverse: bool = False, eps: float = 0.0) -> torch.Tensor:
@@ -84,14 +168,16 @@ def mean_cov(pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def mkl_transfer(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-6,
-                 style_stats=None, clip: bool = True) -> torch.Tensor:
-    """Linear Monge-Kantorovich colour map: output mean/covariance equal the style's."""
+                 style_stats=None, clip: bool = True, with_map: bool = False):
+    """Linear Monge-Kantorovich colour map: output mean/covariance equal the style's (and, with
+    ``with_map``, the :class:`ColourMap`)."""
     c = _pixels(content)
     mu_c, cov_c = mean_cov(c)
     mu_s, cov_s = style_stats if style_stats is not None else mean_cov(_pixels(style))
-    out = (c - mu_c) @ _mkl_map(mu_c, cov_c, mu_s, cov_s, eps).T + mu_s
-    rgb = _unpixels(out, content)
-    return rgb.clamp(0.0, 1.0) if clip else rgb
+    rmap = RegionMap(None, mu_c, _mkl_map(mu_c, cov_c, mu_s, cov_s, eps), mu_s)
+    rgb = _unpixels(rmap(c), content)
+    out = rgb.clamp(0.0, 1.0) if clip else rgb
+    return (out, ColourMap("rgb", 1.0, [rmap])) if with_map else out
 
 
 def weighted_mean_cov(pix: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,18 +195,21 @@ def _mkl_map(mu_c, cov_c, mu_s, cov_s, eps):
     return c_inv_half @ _sqrtm_psd(c_half @ cov_s @ c_half) @ c_inv_half
 
 
-def regionwise(content: torch.Tensor, style: torch.Tensor, masks, state: dict, key: str, to_space, from_space,
-               region_map) -> torch.Tensor:
-    """``sum_k w_k * region_map(content pixels in space, w_k, style region k's pixels in space)``.
+def regionwise(content: torch.Tensor, style: torch.Tensor, masks, state: dict, key: str, space: str,
+               region_map) -> tuple[torch.Tensor, list[RegionMap]]:
+    """``sum_k w_k * T_k(content pixels in space)``, clipped, and the maps ``T_k``.
 
-    ``region_map(c, w, s_stats)`` maps all content pixels ``c`` with the content statistics under
-    weights ``w`` and the style region's statistics ``s_stats`` (cached per style region).
+    ``region_map(c, w, s)`` makes the :class:`RegionMap` of region k from all content pixels
+    ``c`` (in ``space``) under weights ``w`` and the matched style region's pixels ``s``
+    (cached per style region).
     """
+    to_space, from_space = SPACES[space]
     c = to_space(_pixels(content))
     s_all = _pixels(style)
     weights = masks.content_weights.reshape(len(masks.matches), -1)
     cache = state.setdefault("region_stats", {})
     out = torch.zeros_like(c)
+    maps = []
     for k, match in enumerate(masks.matches):
         w = weights[k].to(c.device)
         if float(w.sum()) < 1e-6:
@@ -129,8 +218,11 @@ def regionwise(content: torch.Tensor, style: torch.Tensor, masks, state: dict, k
         if skey not in cache:
             sel = masks.style_masks[k].reshape(-1).to(s_all.device)
             cache[skey] = to_space(s_all[sel])
-        out += w.double()[:, None] * region_map(c, w, cache[skey])
-    return _unpixels(from_space(out), content).clamp(0.0, 1.0)
+        rmap = region_map(c, w, cache[skey])
+        rmap.labels = (int(match.content),)
+        maps.append(rmap)
+        out += w.double()[:, None] * rmap(c)
+    return _unpixels(from_space(out), content).clamp(0.0, 1.0), maps
 
 
 def _blend(result: torch.Tensor, content: torch.Tensor, strength: float) -> torch.Tensor:
@@ -146,43 +238,48 @@ def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):
 
 
 def reinhard(content: torch.Tensor, style: torch.Tensor, masks=None, *, colour_space: str = "lalphabeta",
-             strength: float = 1.0, state: dict | None = None) -> torch.Tensor:
+             strength: float = 1.0, state: dict | None = None, with_map: bool = False):
     """Reinhard transfer of ``(1, 3, H, W)`` content to ``(1, 3, h, w)`` style, per matched region
-    when ``masks`` are given; ``state`` caches the style's statistics (one dict per style)."""
+    when ``masks`` are given; ``state`` caches the style's statistics (one dict per style).
+    ``with_map``: returns ``(image, ColourMap)``."""
     state = {} if state is None else state
-    fwd = rgb_to_lalphabeta if colour_space == "lalphabeta" else (lambda x: x)
+    fwd = SPACES[colour_space][0]
     if masks is not None:
-        inv = lalphabeta_to_rgb if colour_space == "lalphabeta" else (lambda x: x)
-
         def region_map(c, w, s):
             mu_c, cov_c = weighted_mean_cov(c, w)
             sd_c = cov_c.diagonal().clamp_min(0).sqrt()
-            return (c - mu_c) * (s.std(0, unbiased=False) / sd_c.clamp_min(1e-8)) + s.mean(0)
+            return RegionMap(None, mu_c, torch.diag(s.std(0, unbiased=False) / sd_c.clamp_min(1e-8)), s.mean(0))
 
-        out = regionwise(content, style, masks, state, "reinhard:" + colour_space, fwd, inv, region_map)
-        return _blend(out, content, strength)
+        out, maps = regionwise(content, style, masks, state, "reinhard:" + colour_space, colour_space, region_map)
+    else:
+        def stats(s):
+            p = fwd(_pixels(s))
+            return p.mean(0), p.std(0, unbiased=False)
 
-    def stats(s):
-        p = fwd(_pixels(s))
-        return p.mean(0), p.std(0, unbiased=False)
-
-    st = _style_stats(state, ("reinhard", colour_space), style, stats)
-    out = reinhard_transfer(content, style, colour_space, style_stats=st)
-    return _blend(out, content, strength)
+        st = _style_stats(state, ("reinhard", colour_space), style, stats)
+        out, cmap = reinhard_transfer(content, style, colour_space, style_stats=st, with_map=True)
+        maps = cmap.regions
+    out = _blend(out, content, strength)
+    sigma = masks.blur_sigma if masks is not None else None
+    return (out, ColourMap(colour_space, min(strength, 1.0), maps, sigma)) if with_map else out
 
 
 def mkl(content: torch.Tensor, style: torch.Tensor, masks=None, *, eps: float = 1e-6, strength: float = 1.0,
-        state: dict | None = None) -> torch.Tensor:
-    """Linear Monge-Kantorovich transfer, per matched region when ``masks`` are given."""
+        state: dict | None = None, with_map: bool = False):
+    """Linear Monge-Kantorovich transfer, per matched region when ``masks`` are given.
+    ``with_map``: returns ``(image, ColourMap)``."""
     state = {} if state is None else state
     if masks is not None:
         def region_map(c, w, s):
             mu_c, cov_c = weighted_mean_cov(c, w)
             mu_s, cov_s = mean_cov(s)
-            return (c - mu_c) @ _mkl_map(mu_c, cov_c, mu_s, cov_s, eps).T + mu_s
+            return RegionMap(None, mu_c, _mkl_map(mu_c, cov_c, mu_s, cov_s, eps), mu_s)
 
-        out = regionwise(content, style, masks, state, "mkl", lambda x: x, lambda x: x, region_map)
-        return _blend(out, content, strength)
-    st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
-    out = mkl_transfer(content, style, eps=eps, style_stats=st)
-    return _blend(out, content, strength)
+        out, maps = regionwise(content, style, masks, state, "mkl", "rgb", region_map)
+    else:
+        st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
+        out, cmap = mkl_transfer(content, style, eps=eps, style_stats=st, with_map=True)
+        maps = cmap.regions
+    out = _blend(out, content, strength)
+    sigma = masks.blur_sigma if masks is not None else None
+    return (out, ColourMap("rgb", min(strength, 1.0), maps, sigma)) if with_map else out

@@ -22,6 +22,15 @@ region border, since a pixel only ever uses its own region's model):
   the windows covering each pixel; its coefficient maps are upsampled bilinearly, neighbours of
   another region left out.
 
+A method whose result is a colour map of the content (Reinhard, MKL) records that map with its
+output (:class:`photostyle.ops.colour.ColourMap`); with ``colour_map`` given (``lift.colour_maps``,
+default on) the lift applies the map itself in place of the LUT, so the lift of these methods is
+exact at any size (a fitted LUT only interpolates a non-linear map such as Reinhard's log-LMS
+one, and must extrapolate to the colours only the full-resolution photo holds). The map is
+used only where it explains the working-size result (``MAP_SHARE`` of its pixels to
+``AUTO_LUT_MAX``; a smoothed result, say, is not a colour map any more), per region of the
+label map, with the local model for what it leaves (the method's soft blends at region borders).
+
 ``lift.model`` selects ``lut+local``, ``lut``, ``local`` or ``auto`` (default): per photo, the
 LUT (with the local model for what it leaves, e.g. blends at region borders) where it explains
 the working-size result to ``AUTO_LUT_RMS``, else the local model alone: a LUT fitted to a
@@ -33,6 +42,7 @@ one strip of coefficients, besides the full-size input and output themselves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +52,7 @@ import torch.nn.functional as F
 MODELS = ("auto", "lut+local", "lut", "local")
 AUTO_LUT_RMS = 1.5 / 255  # auto: the LUT is used where it explains the result this well at the working size
 AUTO_LUT_MAX = 1.5 / 255  # ... and alone (no local model) where no working pixel is further off than this
+MAP_SHARE = 0.5  # a method's recorded colour map is used where it explains this share of working pixels (to AUTO_LUT_MAX)
 MAX_LUT_SAMPLES = 1 << 18  # per region: a regular subsample (the fit is exact for affine maps anyway)
 
 
@@ -54,17 +65,104 @@ class LiftModel:
     luts: torch.Tensor | None  # (R, 12, n, n, n) affine colour model at each lattice vertex
     coef: torch.Tensor | None  # (12, h, w): rows of A (3x3) then b (3), residual after the LUT
     table: torch.Tensor | None = None  # (R, 65, 65, 65, 3) the LUTs evaluated every 4th 8-bit level
+    colour_map: "MapParams | None" = None  # the method's own colour map per region (in place of the LUT)
 
 
-def _region_index(labels: np.ndarray | torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
-    """Labels (any integers) -> consecutive region indices at the working size (nearest)."""
+@dataclass
+class MapParams:
+    """A :class:`photostyle.ops.colour.ColourMap` over the lift's regions, in the form the kernel
+    evaluates: ``post @ g^-1(mat_k @ g(pre @ c) + off_k)``, clipped, blended with the content by
+    ``strength``; ``g`` the natural log clamped at ``floor`` (``log``) or the identity."""
+
+    pre: torch.Tensor  # (3, 3) float64
+    post: torch.Tensor  # (3, 3)
+    mat: torch.Tensor  # (R, 3, 3)
+    off: torch.Tensor  # (R, 3)
+    log: bool
+    floor: float
+    strength: float
+    weights: torch.Tensor | None = None  # (R, h, w) float32: the method's soft region weights (region-aware maps)
+    pure: torch.Tensor | None = None  # (h, w) bool: where one region holds (nearly) all the weight
+
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """``(cmap (R, 12), cglob (22,), weights, pure)`` for :func:`photostyle.ops._lift_kernels.apply_rows`."""
+        cmap = torch.cat([self.mat.reshape(-1, 9), self.off], 1).float().numpy()
+        blend = self.weights is not None
+        cglob = torch.cat([self.pre.reshape(9), self.post.reshape(9),
+                           torch.tensor([self.floor, self.strength, float(self.log), float(blend)], dtype=torch.float64)])
+        weights = self.weights.numpy() if blend else np.zeros((1, 1, 1), np.float32)
+        pure = self.pure.numpy() if blend else np.zeros((1, 1), np.bool_)
+        return np.ascontiguousarray(cmap), cglob.float().numpy(), np.ascontiguousarray(weights), np.ascontiguousarray(pure)
+
+    def blend_at(self, regions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Soft weights ``(R, N)`` and purity ``(N,)`` of the working pixels (None: no blend)."""
+        if self.weights is None:
+            return None, None
+        return self.weights.reshape(len(self.weights), -1).double(), self.pure.reshape(-1)
+
+
+PURE = 1 - 1e-4  # a working pixel whose largest soft weight reaches this takes its own region's map alone
+
+
+def map_params(colour_map, label_values: list[int], regions: torch.Tensor | None = None) -> MapParams | None:
+    """The kernel form of ``colour_map`` (a ColourMap) for regions with content labels
+    ``label_values`` (in region-index order; ``regions`` the working-size region index, for the
+    soft weights of a region-aware map), or None if some region has no map."""
+    from photostyle.ops import colour as C
+    from photostyle.ops.regions import soft_weights
+
+    maps = [colour_map.region_of(v) for v in label_values]
+    if any(m is None for m in maps):
+        return None
+    weights = pure = None
+    if colour_map.blend_sigma is not None and len(maps) > 1 and regions is not None:
+        # the method's weights, recomputed from the same label map: one-hot masks blurred alike
+        weights = torch.from_numpy(soft_weights(regions.numpy(), list(range(len(maps))), colour_map.blend_sigma))
+        pure = weights.amax(0) >= PURE
+    eye = torch.eye(3, dtype=torch.float64)
+    if colour_map.space == "lalphabeta":
+        # lab = L2L log10(P c): in natural logs u = ln(P c), lab = L2L u / ln 10; the map
+        # (lab - shift) M^T + offset, back through 10^(L2L^-1 .) is exp(L2L^-1 M L2L u + ln 10 L2L^-1 (offset - M shift))
+        l2l, l2l_inv = C._LMS2LAB, torch.linalg.inv(C._LMS2LAB)
+        mat = torch.stack([l2l_inv @ m.matrix @ l2l for m in maps])
+        off = torch.stack([math.log(10) * l2l_inv @ (m.offset - m.matrix @ m.shift) for m in maps])
+        return MapParams(C._RGB2LMS.clone(), torch.linalg.inv(C._RGB2LMS), mat, off, True, C._LMS_FLOOR,
+                         colour_map.strength, weights, pure)
+    if colour_map.space != "rgb":
+        return None
+    return MapParams(eye, eye.clone(), torch.stack([m.matrix for m in maps]),
+                     torch.stack([m.offset - m.matrix @ m.shift for m in maps]), False, 0.0, colour_map.strength,
+                     weights, pure)
+
+
+def map_reference(params: MapParams, c: torch.Tensor, regions: torch.Tensor, weights: torch.Tensor | None = None,
+                  pure: torch.Tensor | None = None) -> torch.Tensor:
+    """``(N, 3)`` colours in [0, 1] of pixels in regions ``(N,)`` through ``params`` (float64; the
+    kernel's reference); with soft ``weights`` ``(R, N)``, pixels not ``pure`` take the weighted
+    sum of every region's map (before the inverse of the space, as the method blends)."""
+    c = c.double()
+    u = c @ params.pre.T
+    if params.log:
+        u = u.clamp_min(params.floor).log()
+    v = (params.mat[regions] @ u[:, :, None])[..., 0] + params.off[regions]
+    if weights is not None:
+        each = torch.einsum("koi,ni->kno", params.mat, u) + params.off[:, None, :]  # (R, N, 3)
+        v = torch.where(pure[:, None], v, (weights.double()[..., None] * each).sum(0))
+    if params.log:
+        v = v.exp()
+    return torch.lerp(c, (v @ params.post.T).clamp(0.0, 1.0), params.strength)
+
+
+def _region_index(labels: np.ndarray | torch.Tensor | None, size: tuple[int, int]) -> tuple[torch.Tensor, list]:
+    """Labels (any integers) -> consecutive region indices at the working size (nearest), and
+    the label value of each index (``[None]``: no label map, one region)."""
     if labels is None:
-        return torch.zeros(size, dtype=torch.int64)
+        return torch.zeros(size, dtype=torch.int64), [None]
     lab = torch.as_tensor(np.asarray(labels)).to(torch.int64)
     if tuple(lab.shape) != tuple(size):
         lab = F.interpolate(lab[None, None].double(), size=size, mode="nearest")[0, 0].to(torch.int64)
-    _, idx = torch.unique(lab, return_inverse=True)
-    return idx.reshape(size)
+    values, idx = torch.unique(lab, return_inverse=True)
+    return idx.reshape(size), values.tolist()
 
 
 def _affine_fit(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-9) -> torch.Tensor:
@@ -274,18 +372,30 @@ def _chw(image) -> torch.Tensor:
 
 
 def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = "auto", lut_size: int = 16,
-        radius: int = 8, eps: float = 1e-4) -> LiftModel:
+        radius: int = 8, eps: float = 1e-4, colour_map=None, colour_maps: bool = True) -> LiftModel:
     """Fit the lift of one stylisation: ``content``/``stylised`` at the working size (``(h, w, 3)``
-    uint8 arrays or ``(1, 3, h, w)`` tensors in [0, 1]), ``labels`` the content's label map (any size; None: one region)."""
+    uint8 arrays or ``(1, 3, h, w)`` tensors in [0, 1]), ``labels`` the content's label map (any
+    size; None: one region); ``colour_map`` the method's recorded ColourMap, if any, used in
+    place of the LUT where it explains the result (``colour_maps: false``: never)."""
     if model not in MODELS:
         raise ValueError(f"lift model {model!r}: expected one of {', '.join(MODELS)}")
     c, s = _chw(content), _chw(stylised)
     if c.shape != s.shape:
         raise ValueError(f"content {tuple(c.shape)} and stylised {tuple(s.shape)} differ in size")
     h, w = c.shape[1:]
-    regions = _region_index(labels, (h, w))
+    regions, values = _region_index(labels, (h, w))
     luts, fitted = None, torch.zeros_like(s)
-    if model != "local":
+    params = map_params(colour_map, values, regions) if colour_map is not None and colour_maps and model != "local" else None
+    if params is not None:  # the method's own map, where it explains the result (not after smoothing, say)
+        fitted = map_reference(params, c.reshape(3, -1).T, regions.reshape(-1), *params.blend_at(regions)).T.reshape(s.shape)
+        near = float(((s - fitted).abs().amax(0) <= AUTO_LUT_MAX).double().mean())  # share of pixels it explains
+        if near < MAP_SHARE:
+            params, fitted = None, torch.zeros_like(s)
+        elif model == "lut" or (model == "auto" and near == 1.0):
+            model = "lut"
+        else:
+            model = "lut+local"  # the local model takes what the map leaves (soft blends at borders)
+    if model != "local" and params is None:
         cf, sf, rf = c.reshape(3, -1).T, s.reshape(3, -1).T, regions.reshape(-1)
         luts = torch.stack([fit_lut(cf[rf == k], sf[rf == k], lut_size) for k in range(int(regions.max()) + 1)])
         table = dense_table(luts)
@@ -304,7 +414,7 @@ def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = 
     coef = fit_local(c, s - fitted, regions, radius, eps) if model != "lut" else None
     return LiftModel((h, w), regions, luts.float() if luts is not None else None,
                      coef,
-                     table if luts is not None else None)
+                     table if luts is not None else None, params)
 
 
 def dense_table(luts: torch.Tensor) -> torch.Tensor:
@@ -324,9 +434,9 @@ def _table_lookup(table: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return out.reshape(3, -1).T
 
 
-def _strip_coefficients(model: LiftModel, y0: int, y1: int, width: int, height: int):
-    """Coefficients ``(12, y1-y0, width)`` and region index of full-resolution rows ``y0:y1``:
-    bilinear from the working size, leaving out neighbours of another region."""
+def _strip_grid(model: LiftModel, y0: int, y1: int, width: int, height: int):
+    """The working-size neighbours of full-resolution rows ``y0:y1``: the four (row, column,
+    bilinear weight) and the region index of each pixel (its nearest working pixel's)."""
     h, w = model.work_size
     ys = ((torch.arange(y0, y1, dtype=torch.float32) + 0.5) * h / height - 0.5).clamp(0, h - 1)
     xs = ((torch.arange(width, dtype=torch.float32) + 0.5) * w / width - 0.5).clamp(0, w - 1)
@@ -334,15 +444,35 @@ def _strip_coefficients(model: LiftModel, y0: int, y1: int, width: int, height: 
     yi1, xi1 = (yi0 + 1).clamp(max=h - 1), (xi0 + 1).clamp(max=w - 1)
     ty, tx = (ys - yi0)[:, None], (xs - xi0)[None, :]
     own = model.labels[ys.round().long()][:, xs.round().long()]  # nearest: the pixel's region
+    return [(yy, xx, wy * wx) for yy, wy in ((yi0, 1 - ty), (yi1, ty)) for xx, wx in ((xi0, 1 - tx), (xi1, tx))], own
+
+
+def _strip_coefficients(model: LiftModel, y0: int, y1: int, width: int, height: int):
+    """Coefficients ``(12, y1-y0, width)`` and region index of full-resolution rows ``y0:y1``:
+    bilinear from the working size, leaving out neighbours of another region."""
+    corners, own = _strip_grid(model, y0, y1, width, height)
     num = torch.zeros(12 if model.coef is not None else 0, y1 - y0, width)
     den = torch.zeros(y1 - y0, width)
-    for yy, wy in ((yi0, 1 - ty), (yi1, ty)):
-        for xx, wx in ((xi0, 1 - tx), (xi1, tx)):
-            wgt = wy * wx * (model.labels[yy][:, xx] == own)
-            den += wgt
-            if model.coef is not None:
-                num += model.coef[:, yy][:, :, xx] * wgt
+    for yy, xx, bil in corners:
+        wgt = bil * (model.labels[yy][:, xx] == own)
+        den += wgt
+        if model.coef is not None:
+            num += model.coef[:, yy][:, :, xx] * wgt
     return (num / den.clamp_min(1e-12) if model.coef is not None else None), own
+
+
+def _strip_blend(model: LiftModel, y0: int, y1: int, width: int, height: int):
+    """Soft region weights ``(R, N)`` of full-resolution rows ``y0:y1`` (bilinear) and whether each
+    pixel is pure (its four neighbours pure and of its region), as the kernel has them; or None."""
+    cm = model.colour_map
+    if cm is None or cm.weights is None:
+        return None, None
+    corners, own = _strip_grid(model, y0, y1, width, height)
+    weights = sum(cm.weights[:, yy][:, :, xx] * bil for yy, xx, bil in corners)
+    pure = torch.ones_like(own, dtype=torch.bool)
+    for yy, xx, _ in corners:
+        pure &= cm.pure[yy][:, xx] & (model.labels[yy][:, xx] == own)
+    return weights.reshape(len(weights), -1), pure.reshape(-1)
 
 
 def apply(model: LiftModel, content: np.ndarray) -> torch.Tensor:
@@ -354,11 +484,10 @@ def apply(model: LiftModel, content: np.ndarray) -> torch.Tensor:
         return apply_reference(model, content)
     height, width = content.shape[:2]
     out = torch.empty(1, 3, height, width)
-    empty = np.zeros((1, 1, 1, 1, 1), np.float32)
-    table = model.table.numpy() if model.table is not None else empty
-    coef = model.coef.numpy() if model.coef is not None else np.zeros((12, 1, 1), np.float32)
-    apply_rows(np.ascontiguousarray(content), table, coef, model.labels.to(torch.int32).numpy(),
-               model.table is not None, model.coef is not None, out[0].numpy())
+    apply_rows(np.ascontiguousarray(content), model.labels.to(torch.int32).numpy(), out[0].numpy(),
+               table=model.table.numpy() if model.table is not None else None,
+               coef=model.coef.numpy() if model.coef is not None else None,
+               colour_map=model.colour_map.kernel_arrays() if model.colour_map is not None else None)
     return out
 
 
@@ -373,6 +502,9 @@ def apply_reference(model: LiftModel, content: np.ndarray, strip_rows: int | Non
         c = torch.from_numpy(np.array(content[y0:y1], dtype=np.float32)).permute(2, 0, 1) / 255  # (3, hs, W)
         coef, own = _strip_coefficients(model, y0, y1, width, height)
         res = torch.zeros_like(c)
+        if model.colour_map is not None:
+            res = map_reference(model.colour_map, c.reshape(3, -1).T, own.reshape(-1),
+                                *_strip_blend(model, y0, y1, width, height)).T.reshape(c.shape).float()
         if model.table is not None:
             flat_c, flat_own = c.reshape(3, -1).T, own.reshape(-1)
             flat = res.reshape(3, -1)

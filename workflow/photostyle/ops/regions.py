@@ -212,6 +212,7 @@ class MatchedMasks:
     style_masks: "torch.Tensor"
     matches: list[Match] = field(default_factory=list)
     summary: str = ""
+    blur_sigma: float = 0.0  # of the Gaussian that softened the content weights, in label-map pixels
 
 
 def soft_weights(labels: np.ndarray, ids: list[int], blur_sigma: float) -> np.ndarray:
@@ -235,7 +236,7 @@ def build_masks(content_labels: np.ndarray, style_labels: np.ndarray, matches: l
     cw = torch.from_numpy(soft_weights(content_labels, ids, sigma)).to(device)
     sm = np.stack([np.ones_like(style_labels, dtype=bool) if m.style == WHOLE else style_labels == m.style
                    for m in matches])
-    return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table))
+    return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table), sigma)
 
 
 class RegionSource:

@@ -140,14 +140,17 @@ class ContentPhotos:
             self._current = (row["id"], pair)
         return self._current[1]
 
-    def lift(self, row: dict, stylised):
+    def lift(self, row: dict, stylised, png: bytes | None = None):
         """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
-        when the photo is at its working size already, or the lift is off)."""
+        when the photo is at its working size already, or the lift is off); ``png`` the stylised
+        file's bytes, for the colour map a method may have stored in it."""
         from photostyle.ops import lift as lift_ops
+        from photostyle.ops.colour import ColourMap
 
         full, work = self.images(row)
         if full.shape == work.shape:
             return stylised
         s = {k: v for k, v in self.lift_settings.items() if k != "enabled"}
         found = self._label_map(row["id"])
-        return lift_ops.apply(lift_ops.fit(work, stylised, found[0] if found else None, **s), full)
+        cmap = ColourMap.from_png(png) if png is not None else None
+        return lift_ops.apply(lift_ops.fit(work, stylised, found[0] if found else None, colour_map=cmap, **s), full)

@@ -89,7 +89,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         p, data = it.data
         img = read_rgb(io.BytesIO(data))
         if it.row["variant"] == "raw" and lift["enabled"]:
-            img = to_uint8(content.lift(p, to_tensor(img)))
+            img = to_uint8(content.lift(p, to_tensor(img), data))
         full = (int(p["full_height"]), int(p["full_width"]))
         if lift["enabled"] and img.shape[:2] != full:  # never deliver a photo smaller than it came
             raise ValueError(f"result is {img.shape[1]}x{img.shape[0]}, the photo {full[1]}x{full[0]}")

@@ -107,7 +107,7 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
             stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
             if smooth_at == "work":
                 stylized = smooth(stylized, to_tensor(work, job.device), rs["smoothing"])
-            out = content.lift(p, stylized).to(job.device)
+            out = content.lift(p, stylized, data).to(job.device)
             if smooth_at == "full":
                 out = smooth(out, full_t, rs["smoothing"])
             return detail_transfer(out, full_t, detail=detail, **dt) if rs["detail_transfer"] else out

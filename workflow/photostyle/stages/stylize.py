@@ -42,6 +42,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     from photostyle.core.device import seed_everything, start_job
     from photostyle.core.photo import derive_seed, load_photo
     from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.ops.colour import COLOUR_MAP_KEY
     from photostyle.ops.regions import RegionSource
 
     job = start_job(settings)
@@ -108,8 +109,11 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             it.data["regions"] = masks.summary if masks is not None else (regions.usable(r["id"], srow["id"]) or "whole")
         seed_everything(derive_seed(seed, r["id"], srow["id"], method_name))
         st = style_of(srow)
+        st.colour_map = None
         with torch.no_grad():
             out = method(x, st, masks)
+        if st.colour_map is not None:  # stored beside the image for the lift
+            it.data["colour_map"] = st.colour_map.to_json()
         if out.shape != x.shape:
             raise RuntimeError(f"method returned {tuple(out.shape)} for a {tuple(x.shape)} photo")
         if st.trace:  # written before the image: an image never lacks its trace
@@ -126,7 +130,10 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
         return [out[i:i + 1] for i in range(len(group))]
 
     def write(it: Item, out) -> dict:
-        write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
+        text = provenance_text(it.provenance)
+        if "colour_map" in it.data:
+            text[COLOUR_MAP_KEY] = it.data["colour_map"]
+        write_png_atomic(it.out, to_uint8(out), text=text)
         return {"regions": it.data["regions"]} if "regions" in it.data else {}
 
     log.info("device %s; method %s; weights %s; %d photos x %d styles", job.device_desc, method_name,
