@@ -54,11 +54,24 @@ def _columns(width, w):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_map, use_coef, out, blocks):  # pragma: no cover - compiled
+def _interp(tabs, row, x):  # pragma: no cover - compiled
+    """Linear interpolation in ``tabs[row]`` at fractional index ``x`` (clamped to the table)."""
+    n = tabs.shape[1]
+    x = min(max(x, 0.0), n - 1.0)
+    i = min(int(x), n - 2)
+    t = x - i
+    return tabs[row, i] + t * (tabs[row, i + 1] - tabs[row, i])
+
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, use_map, use_coef, out, blocks):  # pragma: no cover - compiled
     """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1]; inlined into the
     kernels below with ``use_table``/``use_map``/``use_coef`` constant. ``cmap`` (R, 12): each
-    region's map (M row-major, t); ``cglob`` (22,): pre (9), post (9), floor, strength, log (0/1),
-    blend (0/1); with blend, ``bw`` (R, h, w) the method's soft region weights and ``pure``
+    region's map (M row-major, t); ``cglob`` (25,): pre (9), post (9), floor, strength, log (0/1),
+    blend (0/1), then the tables' scales: the logarithm is ``tabs[0]`` at ``sqrt(x) * cglob[22]``,
+    the exponential ``tabs[1]`` at ``(x - cglob[23]) * cglob[24]`` (linear interpolation: no
+    transcendental function per pixel; :meth:`photostyle.ops.lift.MapParams.kernel_arrays`
+    builds them and bounds their error); with blend, ``bw`` (R, h, w) the method's soft region weights and ``pure``
     (h, w) 1 where one region holds all the weight: a pixel with a neighbour that is not pure
     (or of another region) takes the weighted sum of the regions' maps, in the maps' own space."""
     height, width = content.shape[0], content.shape[1]
@@ -70,6 +83,7 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_ma
     s_reg = n * n * n * 3
     k255 = np.float32(1.0 / 255)
     floor, strength, logm, blend = cglob[18], cglob[19], cglob[20] > 0.5, cglob[21] > 0.5
+    lscale, emin, escale = cglob[22], cglob[23], cglob[24]
     regions = cmap.shape[0]
     for blk in prange(blocks):
         vert = np.empty((w, 12), np.float32)
@@ -120,7 +134,9 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_ma
                     u1 = cglob[3] * cr + cglob[4] * cg + cglob[5] * cb
                     u2 = cglob[6] * cr + cglob[7] * cg + cglob[8] * cb
                     if logm:
-                        u0, u1, u2 = np.log(max(u0, floor)), np.log(max(u1, floor)), np.log(max(u2, floor))
+                        u0 = _interp(tabs, 0, np.sqrt(max(u0, 0.0)) * lscale)
+                        u1 = _interp(tabs, 0, np.sqrt(max(u1, 0.0)) * lscale)
+                        u2 = _interp(tabs, 0, np.sqrt(max(u2, 0.0)) * lscale)
                     mixed = False
                     if blend:
                         bx0, bx1, btx = x0s[x], x1s[x], txs[x]
@@ -142,7 +158,9 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_ma
                         v1 = cmap[own, 3] * u0 + cmap[own, 4] * u1 + cmap[own, 5] * u2 + cmap[own, 10]
                         v2 = cmap[own, 6] * u0 + cmap[own, 7] * u1 + cmap[own, 8] * u2 + cmap[own, 11]
                     if logm:
-                        v0, v1, v2 = np.exp(v0), np.exp(v1), np.exp(v2)
+                        v0 = _interp(tabs, 1, (v0 - emin) * escale)
+                        v1 = _interp(tabs, 1, (v1 - emin) * escale)
+                        v2 = _interp(tabs, 1, (v2 - emin) * escale)
                     q0 = min(max(cglob[9] * v0 + cglob[10] * v1 + cglob[11] * v2, 0.0), 1.0)
                     q1 = min(max(cglob[12] * v0 + cglob[13] * v1 + cglob[14] * v2, 0.0), 1.0)
                     q2 = min(max(cglob[15] * v0 + cglob[16] * v1 + cglob[17] * v2, 0.0), 1.0)
@@ -182,28 +200,28 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, use_table, use_ma
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_table_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, cmap, cglob, bw, pure, True, False, True, out, blocks)
+def _rows_table_local(content, table, coef, labels, cmap, cglob, bw, pure, tabs, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, True, False, True, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_table(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, cmap, cglob, bw, pure, True, False, False, out, blocks)
+def _rows_table(content, table, coef, labels, cmap, cglob, bw, pure, tabs, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, True, False, False, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_map_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, True, True, out, blocks)
+def _rows_map_local(content, table, coef, labels, cmap, cglob, bw, pure, tabs, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, False, True, True, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_map(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, True, False, out, blocks)
+def _rows_map(content, table, coef, labels, cmap, cglob, bw, pure, tabs, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, False, True, False, out, blocks)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _rows_local(content, table, coef, labels, cmap, cglob, bw, pure, out, blocks):  # pragma: no cover - compiled
-    _rows(content, table, coef, labels, cmap, cglob, bw, pure, False, False, True, out, blocks)
+def _rows_local(content, table, coef, labels, cmap, cglob, bw, pure, tabs, out, blocks):  # pragma: no cover - compiled
+    _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, False, False, True, out, blocks)
 
 
 KERNELS = {("table", True): _rows_table_local, ("table", False): _rows_table, ("map", True): _rows_map_local,
@@ -213,16 +231,17 @@ KERNELS = {("table", True): _rows_table_local, ("table", False): _rows_table, ("
 def apply_rows(content, labels, out, table=None, coef=None, colour_map=None) -> None:
     """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1], through the kernel of
     the model's kind; ``labels``: (h, w) int32 region index at the working size; the colour
-    part is ``table`` ((R, 65, 65, 65, 3) float32) or ``colour_map`` (``(cmap, cglob, bw, pure)``, see
+    part is ``table`` ((R, 65, 65, 65, 3) float32) or ``colour_map`` (``(cmap, cglob, bw, pure, tabs)``, see
     :func:`_rows`) or neither; ``coef``: (12, h, w) float32 local model, or None."""
     kind = ("table" if table is not None else "map" if colour_map is not None else None, coef is not None)
     if kind not in KERNELS:
         raise ValueError("a lift model has a colour part (table or map), a local model, or both")
     table = table if table is not None else np.zeros((1, 1, 1, 1, 1), np.float32)
-    cmap, cglob, bw, pure = colour_map if colour_map is not None else (
-        np.zeros((1, 12), np.float32), np.zeros(22, np.float32), np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.bool_))
+    cmap, cglob, bw, pure, tabs = colour_map if colour_map is not None else (
+        np.zeros((1, 12), np.float32), np.zeros(25, np.float32), np.zeros((1, 1, 1), np.float32),
+        np.zeros((1, 1), np.bool_), np.zeros((2, 2), np.float32))
     coef = coef if coef is not None else np.zeros((12, 1, 1), np.float32)
-    KERNELS[kind](content, table, coef, labels, cmap, cglob, bw, pure, out,
+    KERNELS[kind](content, table, coef, labels, cmap, cglob, bw, pure, tabs, out,
                   max(1, min(content.shape[0], 4 * get_num_threads())))
 
 

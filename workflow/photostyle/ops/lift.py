@@ -85,14 +85,37 @@ class MapParams:
     pure: torch.Tensor | None = None  # (h, w) bool: where one region holds (nearly) all the weight
 
     def kernel_arrays(self) -> tuple[np.ndarray, ...]:
-        """``(cmap (R, 12), cglob (22,), weights, pure)`` for :func:`photostyle.ops._lift_kernels.apply_rows`."""
+        """``(cmap (R, 12), cglob (25,), weights, pure, tabs)`` for
+        :func:`photostyle.ops._lift_kernels.apply_rows`. For a map on a log scale, ``tabs`` holds
+        the logarithm and the exponential as tables of :data:`MAP_TABLE` entries, linearly
+        interpolated: the logarithm over the square root of its argument (the floor reached at
+        entry ~40, so its interpolation error is at most ~4e-5 there and falls as 1/x above), the
+        exponential over the range the map can reach (relative error below 1e-5 for ranges up to
+        40; below ``exp(-16)`` it reads ``exp(-16)``): results within 1e-4 of the exact map
+        (tested), three to four times cheaper per pixel than calling log and exp."""
         cmap = torch.cat([self.mat.reshape(-1, 9), self.off], 1).float().numpy()
         blend = self.weights is not None
+        n = MAP_TABLE
+        tabs, scales = np.zeros((2, 2), np.float32), [0.0, 0.0, 0.0]
+        if self.log:
+            smax = math.sqrt(max(float(self.pre.clamp_min(0).sum(1).max()), self.floor)) * 1.0001
+            s = np.linspace(0.0, smax, n)
+            lo, hi = math.log(self.floor), math.log(smax ** 2)
+            mat = self.mat.numpy()
+            reach = np.maximum(mat * lo, mat * hi).sum(2) + self.off.numpy()  # the largest value each v can take
+            floor = np.minimum(mat * lo, mat * hi).sum(2) + self.off.numpy()
+            vmax, vmin = float(reach.max()) + 1e-3, max(float(floor.min()), -16.0)
+            vmin = min(vmin, vmax - 1e-3)
+            v = np.linspace(vmin, vmax, n)
+            tabs = np.stack([np.log(np.maximum(s * s, self.floor)), np.exp(v)]).astype(np.float32)
+            scales = [(n - 1) / smax, vmin, (n - 1) / (vmax - vmin)]
         cglob = torch.cat([self.pre.reshape(9), self.post.reshape(9),
-                           torch.tensor([self.floor, self.strength, float(self.log), float(blend)], dtype=torch.float64)])
+                           torch.tensor([self.floor, self.strength, float(self.log), float(blend)] + scales,
+                                        dtype=torch.float64)])
         weights = self.weights.numpy() if blend else np.zeros((1, 1, 1), np.float32)
         pure = self.pure.numpy() if blend else np.zeros((1, 1), np.bool_)
-        return np.ascontiguousarray(cmap), cglob.float().numpy(), np.ascontiguousarray(weights), np.ascontiguousarray(pure)
+        return (np.ascontiguousarray(cmap), cglob.float().numpy(), np.ascontiguousarray(weights),
+                np.ascontiguousarray(pure), tabs)
 
     def blend_at(self, regions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Soft weights ``(R, N)`` and purity ``(N,)`` of the working pixels (None: no blend)."""
@@ -101,6 +124,7 @@ class MapParams:
         return self.weights.reshape(len(self.weights), -1).double(), self.pure.reshape(-1)
 
 
+MAP_TABLE = 8192  # entries of the kernel's log and exp tables (MapParams.kernel_arrays)
 PURE = 1 - 1e-4  # a working pixel whose largest soft weight reaches this takes its own region's map alone
 
 
