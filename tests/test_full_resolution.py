@@ -6,6 +6,7 @@ thousand pixels); the slow marker runs a 6000x4000 photo through the whole pipel
 """
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +157,43 @@ def test_raw_variant_is_lifted_by_the_export_itself(small_run):
     with Image.open(root / "Reisen" / "Köln" / "IMG_1.png") as im:
         assert (im.height, im.width) == (120, 160)
         assert D.read_provenance(root / "Reisen" / "Köln" / "IMG_1.png")["photostyle:variant"] == "raw"
+
+
+def test_sixteen_bit_tiff_deliverables_hold_more_than_eight_bits(small_run):
+    """export.format tiff16: export alone reruns; it lifts and refines the method's raw result
+    itself in floating point (refine's images are 8-bit), so the 16-bit deliverables hold
+    values between 8-bit levels; full size, the tree, camera and GPS in XMP, provenance read back."""
+    import tifffile
+
+    tmp, _, cfg = small_run
+    c = copy.deepcopy(cfg)
+    c["export"] = {"format": "tiff16"}
+    path = tmp / "tiff16.yaml"
+    path.write_text(yaml.safe_dump(c))
+    rules = {r for r, _ in scheduled_jobs(run_snakemake(tmp, path, "-n", "--cores", "1").stdout)}
+    assert rules == {"export", "all"}
+    run_snakemake(tmp, path, "--cores", "2")
+    root = next((tmp / "results" / "export").glob("warm-*")) / "reinhard"
+    for rel, kind in EXPECTED.items():
+        out = root / str(Path(rel).with_suffix(".tif"))
+        with tifffile.TiffFile(out) as tf:
+            img = tf.pages[0].asarray()
+            xmp = D.read_xmp(tf.pages[0].tags[D.XMP_TAG].value)
+        assert img.dtype == np.uint16 and img.shape[:2] == _expected_size(kind, 120, 160), rel
+        assert (img % 257 != 0).mean() > 0.5  # not 8-bit values scaled up
+        prov = D.read_provenance(out)
+        assert prov["photostyle:variant"] == "refined" and prov["photostyle:relpath"] == rel.replace("scan 01.jpg", "scan 01.png")
+        if rel.startswith("Reisen"):
+            assert xmp["tiff:Model"] == "TestCam X1" and xmp["exif:GPSLatitude"].startswith("47,")
+    # refined the same way as refine's 8-bit image: equal to it up to that image's rounding
+    refined = read_csv_dicts(next((tmp / "results" / "refined" / "_index").rglob("*.csv")))
+    r = next(r for r in refined if r["photo_id"].startswith("IMG_1"))
+    with Image.open(tmp / r["output"]) as im:
+        eight = np.asarray(im).astype(int)
+    photo = next(m for m in read_csv_dicts(tmp / "results" / "manifest.csv") if m["id"] == r["photo_id"])
+    with tifffile.TiffFile(root / str(Path(photo["relpath"]).with_suffix(".tif"))) as tf:
+        sixteen = tf.pages[0].asarray().astype(float) / 257
+    assert np.abs(sixteen - eight).max() <= 0.51
 
 
 def test_two_photos_with_one_deliverable_name_never_overwrite_each_other(tmp_path):

@@ -123,3 +123,51 @@ def test_deliverables_are_byte_identical_on_rerun(tmp_path):
     for name in ("a.jpg", "b.jpg"):
         D.write_deliverable(tmp_path / name, img, "jpeg", D.source_metadata(src), {"photostyle:x": "1"})
     assert (tmp_path / "a.jpg").read_bytes() == (tmp_path / "b.jpg").read_bytes()
+
+
+@pytest.mark.parametrize("strip_gps", [False, True])
+def test_sixteen_bit_tiff_keeps_every_bit_and_carries_camera_date_gps_profile_provenance(tmp_path, strip_gps):
+    """tiff16: the 16-bit pixels come back unchanged; camera and date as TIFF tags; capture date,
+    GPS (unless stripped) and provenance in its XMP packet; the original's ICC profile embedded;
+    the same bytes on a rerun."""
+    import tifffile
+
+    profile = linear_rgb_profile()
+    src = _original(tmp_path / "orig.jpg", icc=profile)
+    img = (np.random.default_rng(0).random((30, 40, 3)) * 65535).astype(np.uint16)
+    prov = {"photostyle:photo": "orig-123", "photostyle:variant": "refined"}
+    out = tmp_path / "out.tif"
+    D.write_deliverable(out, img, "tiff16", D.source_metadata(src), prov, strip_gps=strip_gps)
+    with tifffile.TiffFile(out) as tf:
+        page = tf.pages[0]
+        assert page.dtype == np.uint16 and np.array_equal(page.asarray(), img)
+        tags = {t.code: t.value for t in page.tags.values()}
+    assert tags[0x0110] == "TestCam X1" and tags[34675] == profile
+    xmp = D.read_xmp(tags[D.XMP_TAG])
+    assert xmp["tiff:Model"] == "TestCam X1" and xmp["exif:DateTimeOriginal"] == "2024-05-06T07:08:09"
+    assert ("exif:GPSLatitude" in xmp) != strip_gps
+    if not strip_gps:
+        assert xmp["exif:GPSLatitude"] == "47,22.025000N"
+    assert D.read_provenance(out) == prov
+    D.write_deliverable(tmp_path / "again.tif", img, "tiff16", D.source_metadata(src), prov, strip_gps=strip_gps)
+    assert (tmp_path / "again.tif").read_bytes() == out.read_bytes()
+    with pytest.raises(ValueError, match="icc must be keep"):
+        D.write_deliverable(out, img, "tiff16", D.source_metadata(src), prov, icc="srgb")
+    with pytest.raises(ValueError, match="uint16"):
+        D.write_deliverable(out, img.astype(np.uint8), "tiff16", D.source_metadata(src), prov)
+
+
+def test_sixteen_bit_tiff_settings_read_the_raw_result_and_refuse_an_srgb_conversion():
+    """tiff16 deliverables are made from the raw result (refine's images are 8-bit), with the
+    method's refine and lift settings in their config hash; icc: srgb is refused before any job."""
+    from photostyle.config import validate_config
+    from photostyle.stages import export
+
+    cfg = validate_config({"export": {"format": "tiff16"}})
+    s = export.settings(cfg, {"reinhard": "refined", "mkl": "raw"})["methods"]
+    assert s["reinhard"]["source"] == s["mkl"]["source"] == "raw"
+    assert "refine" in s["reinhard"] and "refine" not in s["mkl"] and s["reinhard"]["lift"] == cfg["lift"]
+    eight = export.settings(validate_config({}), {"reinhard": "refined"})["methods"]["reinhard"]
+    assert eight["source"] == "refined" and "refine" not in eight
+    with pytest.raises(ValueError, match="icc must be keep"):
+        export.settings(validate_config({"export": {"format": "tiff16", "icc": "srgb"}}), {"reinhard": "refined"})

@@ -208,9 +208,10 @@ SHARD_OUTPUTS = outputs_of("{shard}")  # what metrics measures
 SHARD_SEGMENTS = segment_indexes_of("{shard}")
 REFINE_SOURCES = [index_path("stylized", m, "{shard}") for m in REFINED]
 LIFT_SEGMENTS = [segment_index("content", "{shard}")] if SEGMENT and config["lift"]["enabled"] else []
-EXPORT_SOURCES = ([shard_index("refined", "{shard}")] if "refined" in EXPORT_VARIANTS.values() else []) \
-    + [index_path("stylized", m, "{shard}") for m, v in EXPORT_VARIANTS.items() if v == "raw"]
-EXPORT_SEGMENTS = LIFT_SEGMENTS if "raw" in EXPORT_VARIANTS.values() else []  # raw results are lifted by export
+EXPORT_FROM = {m: export_stage.source_for(config, v) for m, v in EXPORT_VARIANTS.items()}  # refined or raw result
+EXPORT_SOURCES = ([shard_index("refined", "{shard}")] if "refined" in EXPORT_FROM.values() else []) \
+    + [index_path("stylized", m, "{shard}") for m, v in EXPORT_FROM.items() if v == "raw"]
+EXPORT_SEGMENTS = LIFT_SEGMENTS if "raw" in EXPORT_FROM.values() else []  # raw results are lifted by export
 
 
 @job_function

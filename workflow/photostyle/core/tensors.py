@@ -21,6 +21,14 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     return t[0].permute(1, 2, 0).contiguous().cpu().numpy()
 
 
+def to_uint16(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` float in [0, 1] -> ``(H, W, 3)`` uint16 (clipped, rounded; 8-bit level v is 257 v)."""
+    if tensor.ndim != 4 or tensor.shape[0] != 1 or tensor.shape[1] != 3:
+        raise ValueError(f"expected (1, 3, H, W), got {tuple(tensor.shape)}")
+    t = tensor.detach().float().clamp(0.0, 1.0).mul(65535.0).round().to(torch.int32)
+    return t[0].permute(1, 2, 0).contiguous().cpu().numpy().astype(np.uint16)
+
+
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma of ``(B, 3, H, W)`` -> ``(B, 1, H, W)``."""
     w = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

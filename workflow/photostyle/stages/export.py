@@ -5,7 +5,9 @@ folder tree (unicode names and equal names in different folders included), in th
 format, at the photo's full resolution, with its EXIF and ICC profile and the provenance in
 the EXIF UserComment (:mod:`photostyle.core.deliver`). ``export.variant`` picks the refined
 result (where refinement is on for the method) or the method's raw result, lifted here to
-full resolution like refine does. A deliverable whose provenance (with the hash of its
+full resolution like refine does. A 16-bit deliverable (``export.format: tiff16``) is made from
+the raw result in floating point, lifted and (for the refined variant) refined here as refine
+does, since refine's images are 8-bit. A deliverable whose provenance (with the hash of its
 method's export settings) is current is reused, so a change that touches one method rewrites
 that method's deliverables only.
 """
@@ -18,6 +20,7 @@ from photostyle.core.io import read_csv_dicts
 from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, per_method_job, photo_major
 from photostyle.stages.engine import PROV, Item, ShardJob, provenance_text
 
+SIXTEEN_BIT = ("tiff16",)  # formats with 16 bits per channel (photostyle.core.deliver writes them)
 EXPORT_COLUMNS = ("photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error",
                   "width", "height", "source", "runtime_s", "peak_mem_mb", "config_hash", "code_version")
 
@@ -27,19 +30,35 @@ def variant_for(config: dict, refined: bool) -> str:
     return "refined" if config["export"]["variant"] == "refined" and refined else "raw"
 
 
-def variant_settings(config: dict, variant: str) -> dict:
-    """What a deliverable of the given variant depends on (its provenance's config hash)."""
-    s = {"export": {k: v for k, v in config["export"].items() if k != "variant"}, "variant": variant,
+def source_for(config: dict, variant: str) -> str:
+    """The result a deliverable is made from: the refined image (``refined``), or the method's
+    raw result (``raw``), which export lifts (and, for 16-bit deliverables, refines) itself in
+    floating point: refine's images are 8-bit."""
+    return "raw" if variant == "raw" or config["export"]["format"] in SIXTEEN_BIT else "refined"
+
+
+def variant_settings(config: dict, variant: str, method: str) -> dict:
+    """What a deliverable of ``method`` in the given variant depends on (its provenance's config hash)."""
+    from photostyle.stages import refine as refine_stage
+
+    ex = config["export"]
+    if ex["format"] in SIXTEEN_BIT and ex["icc"] != "keep":
+        raise ValueError(f"export.format {ex['format']}: export.icc must be keep (the conversion to sRGB works "
+                         "on 8-bit pixels); the original's profile is embedded")
+    source = source_for(config, variant)
+    s = {"export": {k: v for k, v in ex.items() if k != "variant"}, "variant": variant, "source": source,
          **job_settings(config, seed=False)}
     # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
-    s["lift"] = config["lift"] if variant == "raw" else {"enabled": config["lift"]["enabled"]}
+    s["lift"] = config["lift"] if source == "raw" else {"enabled": config["lift"]["enabled"]}
+    if source == "raw" and variant == "refined":  # refined here, as refine would
+        s["refine"] = refine_stage.settings_for(config["refine"], method)
     return s
 
 
 def settings(config: dict, variants) -> dict:
     """The settings of a shard job: ``variants`` maps each method to the variant it exports (a
     mapping or (method, variant) pairs)."""
-    return {"methods": {m: variant_settings(config, v) for m, v in dict(variants).items()}}
+    return {"methods": {m: variant_settings(config, v, m) for m, v in dict(variants).items()}}
 
 
 def run_export_shard(shard_table, source_indexes, settings: dict, out_root, index_out, code_version: str,
@@ -52,16 +71,19 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
     from photostyle.core.device import start_job
     from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
-    from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.core.tensors import to_tensor, to_uint8, to_uint16
     from photostyle.stages.common import ContentPhotos
+    from photostyle.stages.refine import refine_result
 
     per_method, shared, hashes = per_method_job(settings, "export")  # export settings are global too
-    raw = next((s for s in per_method.values() if s["variant"] == "raw"), shared)
+    raw = next((s for s in per_method.values() if s.get("source", s["variant"]) == "raw"), shared)
     job = start_job(shared)
     ex = shared["export"]
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     lift = raw["lift"]  # the full lift settings where a method exports raw results (lifted here)
     content = ContentPhotos(job.limits, lift, segment_index)
+    sixteen = ex["format"] in SIXTEEN_BIT
+    tensors: dict[str, dict] = {}  # refine_result's cache: the current photo's full-size tensor and detail layers
 
     def item(e) -> Item:
         variant = per_method[e["method"]]["variant"]
@@ -87,9 +109,17 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         import io
 
         p, data = it.data
-        img = read_rgb(io.BytesIO(data))
-        if it.row["variant"] == "raw" and lift["enabled"]:
-            img = to_uint8(content.lift(p, to_tensor(img), data))
+        m = per_method[it.row["method"]]
+        if m.get("source", m["variant"]) == "refined":  # refine's image as it is
+            img = read_rgb(io.BytesIO(data))
+        else:  # the raw result, lifted (and refined, for a 16-bit refined deliverable) here in floating point
+            if m["variant"] == "refined":
+                out = refine_result(content, p, data, m["refine"], job.device, tensors)
+            elif lift["enabled"]:
+                out = content.lift(p, to_tensor(read_rgb(io.BytesIO(data))), data)
+            else:
+                out = to_tensor(read_rgb(io.BytesIO(data)))
+            img = to_uint16(out) if sixteen else to_uint8(out)
         full = (int(p["full_height"]), int(p["full_width"]))
         if lift["enabled"] and img.shape[:2] != full:  # never deliver a photo smaller than it came
             raise ValueError(f"result is {img.shape[1]}x{img.shape[0]}, the photo {full[1]}x{full[0]}")
@@ -114,7 +144,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         return {"width": img.shape[1], "height": img.shape[0]}
 
     entries = photo_major(source_indexes, lambda e: e["method"] in per_method
-                          and e["variant"] == per_method[e["method"]]["variant"])
+                          and e["variant"] == per_method[e["method"]].get("source", per_method[e["method"]]["variant"]))
     index_out = Path(index_out)
     engine = ShardJob(f"export {index_out.stem}", index_out, EXPORT_COLUMNS,
                       device=job.device, keep_columns=("width", "height"))

@@ -47,19 +47,52 @@ def settings(config: dict, methods) -> dict:
     return {"methods": {m: method_settings(config, m) for m in methods}}
 
 
+def refine_result(content, photo: dict, data: bytes, rs: dict, device, cache: dict):
+    """The refined result of one stylised image (``data``: its PNG bytes) of ``photo`` with
+    refine settings ``rs``, as a ``(1, 3, H, W)`` float tensor at the output size: smoothing,
+    the lift, detail transfer (the module docstring's steps). ``content``: the job's
+    :class:`photostyle.stages.common.ContentPhotos`; ``cache`` keeps the current photo's
+    full-size tensor and detail layers (entries are photo-major: once per photo, not per style
+    or method). Export calls it too, for 16-bit deliverables (refine's PNGs are 8-bit)."""
+    import torch
+
+    from photostyle.core.io import read_rgb
+    from photostyle.core.tensors import to_tensor
+    from photostyle.ops.domain_transform import detail_layer, detail_transfer
+    from photostyle.ops.smoothing import smooth
+
+    dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
+    smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
+    full, work = content.images(photo)  # full: the output's size (the working size with the lift off)
+    with torch.no_grad():
+        if photo["id"] not in cache:
+            cache.clear()  # keep one photo's buffers at a time
+            cache[photo["id"]] = {"full": to_tensor(full, device)}
+        cached = cache[photo["id"]]
+        full_t = cached["full"]
+        detail = None
+        if rs["detail_transfer"]:
+            dt_key = tuple(sorted(dt.items()))  # methods with equal settings share the content's detail layer
+            if dt_key not in cached:
+                cached[dt_key] = detail_layer(full_t, **dt)
+            detail = cached[dt_key]
+        stylized = to_tensor(read_rgb(io.BytesIO(data)), device)  # from the bytes already read
+        if smooth_at == "work":
+            stylized = smooth(stylized, to_tensor(work, device), rs["smoothing"])
+        out = content.lift(photo, stylized, data).to(device)
+        if smooth_at == "full":
+            out = smooth(out, full_t, rs["smoothing"])
+        return detail_transfer(out, full_t, detail=detail, **dt) if rs["detail_transfer"] else out
+
+
 def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, index_out, code_version: str,
                      segment_index: str | None = None) -> list[dict]:
     """Every output listed in ``stylize_indexes`` (one per method) whose method is in
     ``settings["methods"]``; images go to ``out_root/<style>/<method>/<photo>.png``, at the
     full-resolution size."""
-    import torch
-
     from photostyle.core.device import start_job
-    from photostyle.core.io import read_rgb
     from photostyle.core.photo import sha256_bytes
-    from photostyle.core.tensors import to_tensor, to_uint8
-    from photostyle.ops.domain_transform import detail_layer, detail_transfer
-    from photostyle.ops.smoothing import smooth
+    from photostyle.core.tensors import to_uint8
     from photostyle.stages.common import ContentPhotos
 
     per_method, shared, hashes = per_method_job(settings, "refine")  # lift settings are global too
@@ -88,29 +121,7 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
 
     def compute(it: Item):
         p, data = it.data
-        rs = per_method[it.row["method"]]["refine"]
-        dt = {k: rs[k] for k in ("sigma_spatial", "sigma_range", "iterations", "variant")}
-        smooth_at = rs["smoothing"]["mode"] != "none" and rs["smoothing"].get("at", "work")
-        full, work = content.images(p)  # full: the output's size (the working size with the lift off)
-        with torch.no_grad():
-            if p["id"] not in tensors:  # once per photo (entries are photo-major), not once per style or method
-                tensors.clear()  # keep one photo's buffers at a time
-                tensors[p["id"]] = {"full": to_tensor(full, job.device)}
-            cached = tensors[p["id"]]
-            full_t = cached["full"]
-            detail = None
-            if rs["detail_transfer"]:
-                dt_key = tuple(sorted(dt.items()))  # methods with equal settings share the content's detail layer
-                if dt_key not in cached:
-                    cached[dt_key] = detail_layer(full_t, **dt)
-                detail = cached[dt_key]
-            stylized = to_tensor(read_rgb(io.BytesIO(data)), job.device)  # from the bytes already read
-            if smooth_at == "work":
-                stylized = smooth(stylized, to_tensor(work, job.device), rs["smoothing"])
-            out = content.lift(p, stylized, data).to(job.device)
-            if smooth_at == "full":
-                out = smooth(out, full_t, rs["smoothing"])
-            return detail_transfer(out, full_t, detail=detail, **dt) if rs["detail_transfer"] else out
+        return refine_result(content, p, data, per_method[it.row["method"]]["refine"], job.device, tensors)
 
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
