@@ -264,3 +264,31 @@ def test_rerun_is_byte_identical_and_report_builds(pipeline):
     assert report.stat().st_size > 10_000
     for needle in ("grid_warm", "grid_cool", "metrics_scatter", "rejected.csv", "per_image.csv"):
         assert needle in html, needle
+
+
+def test_a_per_shard_jobs_inputs_do_not_grow_with_the_styles(tmp_path):
+    """Every style's ingest row and label-map row reach the per-shard jobs as one file each
+    (rule style_set): with 1 or 5 styles, stylize and metrics jobs list the same number of
+    inputs, so a collection's DAG does not grow with styles x shards."""
+    def inputs(n_styles):
+        root = tmp_path / f"s{n_styles}"
+        (root / "photos").mkdir(parents=True)
+        (root / "styles").mkdir()
+        (root / "photos" / "a.jpg").touch()  # a dry run reads names only
+        for i in range(n_styles):
+            (root / "styles" / f"style_{i}.jpg").touch()
+        cfg = root / "config.yaml"
+        cfg.write_text(yaml.safe_dump({"content_dir": str(root / "photos"), "style_dir": str(root / "styles"),
+                                       "stylize": {"methods": ["reinhard"]}, "segmentation": {"model": "kmeans"}}))
+        out = run_snakemake(root, cfg, "-n", "--cores", "1").stdout
+        counts, rule = {}, None
+        for line in out.splitlines():
+            s = line.strip()
+            if s.startswith(("rule ", "localrule ")) and s.endswith(":"):
+                rule = s.split()[1].rstrip(":")
+            elif s.startswith("input:") and rule in ("stylize", "metrics"):
+                counts[rule] = len(s[len("input:"):].split(","))
+        return counts
+
+    one, five = inputs(1), inputs(5)
+    assert set(one) == {"stylize", "metrics"} and one == five, (one, five)

@@ -50,6 +50,13 @@ def cmd_manifest(a):
     logging.info("manifest: %d photos accepted, %d rejected", n_ok, n_bad)
 
 
+def cmd_concat(a):
+    from photostyle.core.io import concat_csv
+
+    n = concat_csv(a.tables, a.out)
+    logging.info("%s: %d rows from %d tables", a.out, n, len(a.tables))
+
+
 def cmd_stylize(a):
     from photostyle.stages.stylize import run_stylize_shard
 
@@ -163,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rejected", required=True)
     s.add_argument("tables", nargs="*")
     s.set_defaults(fn=cmd_manifest)
+
+    s = sub.add_parser("concat", help="one CSV of tables with the same columns (every style's table, for per-shard jobs)")
+    s.add_argument("--out", required=True)
+    s.add_argument("tables", nargs="*")
+    s.set_defaults(fn=cmd_concat)
 
     s = sub.add_parser("stylize", help="stylise one shard with one method, every style")
     for opt in ("--shard-table", "--method", "--settings", "--index", "--code-version"):

@@ -108,6 +108,7 @@ wildcard_constraints:
     method="|".join(sorted(METHOD_REGISTRY)),
     trainer="|".join(sorted(train_stage.TRAINERS)),
     key="[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",  # an artifact's folder under results/train/<trainer>/
+    stage="ingest|segment",  # a style set (rule style_set)
 
 
 def as_json(obj):
@@ -187,8 +188,18 @@ def outputs_of(shard):
     return [index_path("stylized", m, shard) for m in METHODS] + ([shard_index("refined", shard)] if REFINED else [])
 
 
-STYLE_TABLES = [ingest_table("style", s) for s in STYLES]  # a list, not an input function: Snakemake
-# inspects every callable input and param of every job, which is a large part of a 100k-photo DAG build
+STYLE_TABLES = [ingest_table("style", s) for s in STYLES]
+# Per-shard jobs take every style's ingest table and label-map index as one file each (rules
+# style_set, style_segment_set): one input per job instead of one per style, so the DAG of a
+# collection does not grow with styles x shards (Snakemake resolves each input of each job).
+STYLE_SET = f"{RESULTS}/ingest/style_set.csv"
+STYLE_SEGMENT_SET = f"{RESULTS}/segment/style_set.csv"
+
+
+@job_function
+def style_set_members(wildcards):
+    """The per-style files a style set gathers: ingest tables, or label-map indexes."""
+    return STYLE_TABLES if wildcards.stage == "ingest" else [segment_index("style", s) for s in STYLES]
 
 
 def segment_index(kind, part):
@@ -196,10 +207,10 @@ def segment_index(kind, part):
 
 
 def segment_indexes_of(shard):
-    """Label-map indexes of a content shard and of every style (none when segmentation is off)."""
+    """Label-map indexes of a content shard and of every style (one file; none when segmentation is off)."""
     if not SEGMENT:
         return []
-    return [segment_index("content", shard)] + [segment_index("style", s) for s in STYLES]
+    return [segment_index("content", shard), STYLE_SEGMENT_SET]
 
 
 # Inputs of the per-shard rules are patterns in {shard}, not functions: Snakemake evaluates every

@@ -34,3 +34,4 @@ rule manifest:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle manifest --manifest {output.manifest:q} --rejected {output.rejected:q} {input:q} 2> {log:q}"
+

@@ -3,7 +3,7 @@ rule metrics:
     any method or style reruns these anyway, so one job per shard keeps the DAG small.)"""
     input:
         shard=ingest_table("content", "{shard}"),
-        styles=STYLE_TABLES,
+        styles=STYLE_SET,
         indexes=SHARD_OUTPUTS,
         segments=SHARD_SEGMENTS,
     output:

@@ -37,3 +37,19 @@ rule report_segmentation:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle segmentation-sheet --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
+
+
+
+rule style_set:
+    """Every style photo's ingest row (``ingest``) or label-map row (``segment``) in one file: the
+    one style input of each per-shard job."""
+    input:
+        style_set_members,
+    output:
+        f"{RESULTS}/{{stage}}/style_set.csv",
+    log:
+        f"{RESULTS}/logs/style_set/{{stage}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle concat --out {output:q} {input:q} 2> {log:q}"

@@ -3,7 +3,7 @@ rule stylize:
     is current are reused, so adding a style computes only that style."""
     input:
         shard=ingest_table("content", "{shard}"),
-        styles=STYLE_TABLES,
+        styles=STYLE_SET,
         segments=stylize_segment_indexes,
         models=stylize_models,
     output:

@@ -1,5 +1,6 @@
 localrules:
     manifest,
+    style_set,
     fetch_weights,
     aggregate_metrics,
     report_grid,

@@ -116,6 +116,18 @@ def read_csv_dicts(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def concat_csv(tables: Sequence[str | os.PathLike], dest: str | os.PathLike) -> int:
+    """The rows of ``tables`` (CSV files with a header) in one CSV, in order, with the union of
+    their columns (first seen first); written atomically. Returns the number of rows."""
+    rows, header = [], {}
+    for t in tables:
+        part = read_csv_dicts(t)
+        rows += part
+        header.update(dict.fromkeys(k for r in part for k in r))
+    write_csv_atomic(dest, list(header), rows)
+    return len(rows)
+
+
 LARGE_PNG_PIXELS = 4_000_000
 
 

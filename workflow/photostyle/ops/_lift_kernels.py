@@ -64,6 +64,14 @@ def _interp(tabs, row, x):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
+def _interp_inside(tabs, row, x):  # pragma: no cover - compiled
+    """:func:`_interp` for ``0 <= x <= n - 1`` (the logarithm's argument: its table spans every value)."""
+    i = min(int(x), tabs.shape[1] - 2)
+    t = x - i
+    return tabs[row, i] + t * (tabs[row, i + 1] - tabs[row, i])
+
+
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, use_map, use_coef, out, blocks):  # pragma: no cover - compiled
     """``content`` (H, W, 3) uint8 -> ``out`` (3, H, W) float32 in [0, 1]; inlined into the
     kernels below with ``use_table``/``use_map``/``use_coef`` constant. ``cmap`` (R, 12): each
@@ -134,9 +142,9 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                     u1 = cglob[3] * cr + cglob[4] * cg + cglob[5] * cb
                     u2 = cglob[6] * cr + cglob[7] * cg + cglob[8] * cb
                     if logm:
-                        u0 = _interp(tabs, 0, np.sqrt(max(u0, 0.0)) * lscale)
-                        u1 = _interp(tabs, 0, np.sqrt(max(u1, 0.0)) * lscale)
-                        u2 = _interp(tabs, 0, np.sqrt(max(u2, 0.0)) * lscale)
+                        u0 = _interp_inside(tabs, 0, np.sqrt(max(u0, 0.0)) * lscale)
+                        u1 = _interp_inside(tabs, 0, np.sqrt(max(u1, 0.0)) * lscale)
+                        u2 = _interp_inside(tabs, 0, np.sqrt(max(u2, 0.0)) * lscale)
                     mixed = False
                     if blend:
                         bx0, bx1, btx = x0s[x], x1s[x], txs[x]
