@@ -142,18 +142,24 @@ def test_a_24_megapixel_photo_end_to_end(tmp_path):
     _check_deliverables(tmp_path, (4000, 6000))
 
 
-def test_raw_variant_is_lifted_by_the_export_itself(small_run):
-    """export.variant raw: the method's working-size result, lifted to full resolution by the
-    export job (same model as refine's), written as PNG with the same tree."""
+def _export_again(small_run, name: str, export: dict) -> Path:
+    """Rerun the small run with other ``export`` settings: only export may run; returns the
+    reinhard deliverables' folder."""
     tmp, _, cfg = small_run
     c = copy.deepcopy(cfg)
-    c["export"] = {"variant": "raw", "format": "png"}
-    path = tmp / "raw.yaml"
+    c["export"] = export
+    path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(c))
     rules = {r for r, _ in scheduled_jobs(run_snakemake(tmp, path, "-n", "--cores", "1").stdout)}
     assert rules == {"export", "all"}
     run_snakemake(tmp, path, "--cores", "2")
-    root = next((tmp / "results" / "export").glob("warm-*")) / "reinhard"
+    return next((tmp / "results" / "export").glob("warm-*")) / "reinhard"
+
+
+def test_raw_variant_is_lifted_by_the_export_itself(small_run):
+    """export.variant raw: the method's working-size result, lifted to full resolution by the
+    export job (same model as refine's), written as PNG with the same tree."""
+    root = _export_again(small_run, "raw", {"variant": "raw", "format": "png"})
     with Image.open(root / "Reisen" / "Köln" / "IMG_1.png") as im:
         assert (im.height, im.width) == (120, 160)
         assert D.read_provenance(root / "Reisen" / "Köln" / "IMG_1.png")["photostyle:variant"] == "raw"
@@ -165,15 +171,8 @@ def test_sixteen_bit_tiff_deliverables_hold_more_than_eight_bits(small_run):
     values between 8-bit levels; full size, the tree, camera and GPS in XMP, provenance read back."""
     import tifffile
 
-    tmp, _, cfg = small_run
-    c = copy.deepcopy(cfg)
-    c["export"] = {"format": "tiff16"}
-    path = tmp / "tiff16.yaml"
-    path.write_text(yaml.safe_dump(c))
-    rules = {r for r, _ in scheduled_jobs(run_snakemake(tmp, path, "-n", "--cores", "1").stdout)}
-    assert rules == {"export", "all"}
-    run_snakemake(tmp, path, "--cores", "2")
-    root = next((tmp / "results" / "export").glob("warm-*")) / "reinhard"
+    tmp = small_run[0]
+    root = _export_again(small_run, "tiff16", {"format": "tiff16"})
     for rel, kind in EXPECTED.items():
         out = root / str(Path(rel).with_suffix(".tif"))
         with tifffile.TiffFile(out) as tf:
