@@ -22,6 +22,10 @@ lets the compiler contract multiply-adds: results differ from
 :func:`photostyle.ops.lift.apply_reference` by float32 rounding (tested to 2e-6) and are
 identical from run to run.
 
+The per-pixel arithmetic stays in float32: constants are float32 (``zero``, ``one``), since
+Numba follows NumPy's promotion rules and an ``int`` or ``float`` literal would turn the
+pixel's arithmetic into float64 (1.2-1.4x slower; ``docs/benchmarks.md``).
+
 The loop is compiled once per model kind (colour part: table, map or none; with or without the
 local model) with the kind as a
 constant, so each version holds only its own per-pixel work (1.2-1.5x faster than one loop
@@ -54,21 +58,22 @@ def _columns(width, w):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _interp(tabs, row, x):  # pragma: no cover - compiled
-    """Linear interpolation in ``tabs[row]`` at fractional index ``x`` (clamped to the table)."""
-    n = tabs.shape[1]
-    x = min(max(x, 0.0), n - 1.0)
+def _interp(flat, base, n, x):  # pragma: no cover - compiled
+    """Linear interpolation in the table ``flat[base:base + n]`` at fractional index ``x`` (clamped to the table)."""
+    x = min(max(x, np.float32(0.0)), np.float32(n - 1))
     i = min(int(x), n - 2)
-    t = x - i
-    return tabs[row, i] + t * (tabs[row, i + 1] - tabs[row, i])
+    t = x - np.float32(i)  # float32: an int operand would promote it to float64
+    a = flat[base + i]
+    return a + t * (flat[base + i + 1] - a)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _interp_inside(tabs, row, x):  # pragma: no cover - compiled
+def _interp_inside(flat, base, n, x):  # pragma: no cover - compiled
     """:func:`_interp` for ``0 <= x <= n - 1`` (the logarithm's argument: its table spans every value)."""
-    i = min(int(x), tabs.shape[1] - 2)
-    t = x - i
-    return tabs[row, i] + t * (tabs[row, i + 1] - tabs[row, i])
+    i = min(int(x), n - 2)
+    t = x - np.float32(i)  # float32: an int operand would promote it to float64
+    a = flat[base + i]
+    return a + t * (flat[base + i + 1] - a)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
@@ -90,8 +95,11 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
     s_b, s_g, s_r = 3, n * 3, n * n * 3  # strides of the (R, n, n, n, 3) table
     s_reg = n * n * n * 3
     k255 = np.float32(1.0 / 255)
+    zero, one = np.float32(0.0), np.float32(1.0)  # float32 constants: a float64 (or int) literal would promote the arithmetic
     floor, strength, logm, blend = cglob[18], cglob[19], cglob[20] > 0.5, cglob[21] > 0.5
     lscale, emin, escale = cglob[22], cglob[23], cglob[24]
+    ntab = tabs.shape[1]
+    tflat = tabs.reshape(-1)
     regions = cmap.shape[0]
     for blk in prange(blocks):
         vert = np.empty((w, 12), np.float32)
@@ -110,7 +118,7 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                     same[xw] = labels[y0, xw] == labels[y1, xw]
                     if same[xw]:
                         for k in range(12):
-                            vert[xw, k] = (1 - ty) * coef[k, y0, xw] + ty * coef[k, y1, xw]
+                            vert[xw, k] = (one - ty) * coef[k, y0, xw] + ty * coef[k, y1, xw]
             for x in range(width):
                 own = labels[ny, nxs[x]]
                 r, g, b = content[y, x, 0], content[y, x, 1], content[y, x, 2]
@@ -142,9 +150,9 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                     u1 = cglob[3] * cr + cglob[4] * cg + cglob[5] * cb
                     u2 = cglob[6] * cr + cglob[7] * cg + cglob[8] * cb
                     if logm:
-                        u0 = _interp_inside(tabs, 0, np.sqrt(max(u0, 0.0)) * lscale)
-                        u1 = _interp_inside(tabs, 0, np.sqrt(max(u1, 0.0)) * lscale)
-                        u2 = _interp_inside(tabs, 0, np.sqrt(max(u2, 0.0)) * lscale)
+                        u0 = _interp_inside(tflat, 0, ntab, np.sqrt(max(u0, zero)) * lscale)
+                        u1 = _interp_inside(tflat, 0, ntab, np.sqrt(max(u1, zero)) * lscale)
+                        u2 = _interp_inside(tflat, 0, ntab, np.sqrt(max(u2, zero)) * lscale)
                     mixed = False
                     if blend:
                         bx0, bx1, btx = x0s[x], x1s[x], txs[x]
@@ -156,8 +164,8 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                         v1 = np.float32(0.0)
                         v2 = np.float32(0.0)
                         for k in range(regions):
-                            wk = ((1 - ty) * ((1 - btx) * bw[k, y0, bx0] + btx * bw[k, y0, bx1])
-                                  + ty * ((1 - btx) * bw[k, y1, bx0] + btx * bw[k, y1, bx1]))
+                            wk = ((one - ty) * ((one - btx) * bw[k, y0, bx0] + btx * bw[k, y0, bx1])
+                                  + ty * ((one - btx) * bw[k, y1, bx0] + btx * bw[k, y1, bx1]))
                             v0 += wk * (cmap[k, 0] * u0 + cmap[k, 1] * u1 + cmap[k, 2] * u2 + cmap[k, 9])
                             v1 += wk * (cmap[k, 3] * u0 + cmap[k, 4] * u1 + cmap[k, 5] * u2 + cmap[k, 10])
                             v2 += wk * (cmap[k, 6] * u0 + cmap[k, 7] * u1 + cmap[k, 8] * u2 + cmap[k, 11])
@@ -166,12 +174,12 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                         v1 = cmap[own, 3] * u0 + cmap[own, 4] * u1 + cmap[own, 5] * u2 + cmap[own, 10]
                         v2 = cmap[own, 6] * u0 + cmap[own, 7] * u1 + cmap[own, 8] * u2 + cmap[own, 11]
                     if logm:
-                        v0 = _interp(tabs, 1, (v0 - emin) * escale)
-                        v1 = _interp(tabs, 1, (v1 - emin) * escale)
-                        v2 = _interp(tabs, 1, (v2 - emin) * escale)
-                    q0 = min(max(cglob[9] * v0 + cglob[10] * v1 + cglob[11] * v2, 0.0), 1.0)
-                    q1 = min(max(cglob[12] * v0 + cglob[13] * v1 + cglob[14] * v2, 0.0), 1.0)
-                    q2 = min(max(cglob[15] * v0 + cglob[16] * v1 + cglob[17] * v2, 0.0), 1.0)
+                        v0 = _interp(tflat, ntab, ntab, (v0 - emin) * escale)
+                        v1 = _interp(tflat, ntab, ntab, (v1 - emin) * escale)
+                        v2 = _interp(tflat, ntab, ntab, (v2 - emin) * escale)
+                    q0 = min(max(cglob[9] * v0 + cglob[10] * v1 + cglob[11] * v2, zero), one)
+                    q1 = min(max(cglob[12] * v0 + cglob[13] * v1 + cglob[14] * v2, zero), one)
+                    q2 = min(max(cglob[15] * v0 + cglob[16] * v1 + cglob[17] * v2, zero), one)
                     o0 = cr + strength * (q0 - cr)
                     o1 = cg + strength * (q1 - cg)
                     o2 = cb + strength * (q2 - cb)
@@ -180,7 +188,7 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                     den = np.float32(0.0)
                     if same[x0] and same[x1] and labels[y0, x0] == own and labels[y0, x1] == own:
                         for k in range(12):  # all four neighbours in the pixel's region: plain bilinear
-                            acc[k] = (1 - tx) * vert[x0, k] + tx * vert[x1, k]
+                            acc[k] = (one - tx) * vert[x0, k] + tx * vert[x1, k]
                         den = np.float32(1.0)
                     else:
                         for k in range(12):
@@ -190,7 +198,7 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                             xx = x1 if j % 2 == 1 else x0
                             if labels[yy, xx] != own:
                                 continue
-                            wgt = (ty if j >= 2 else 1 - ty) * (tx if j % 2 == 1 else 1 - tx)
+                            wgt = (ty if j >= 2 else one - ty) * (tx if j % 2 == 1 else one - tx)
                             if wgt == 0:
                                 continue
                             den += wgt
@@ -198,13 +206,13 @@ def _rows(content, table, coef, labels, cmap, cglob, bw, pure, tabs, use_table, 
                                 acc[k] += wgt * coef[k, yy, xx]
                     if den > 0:
                         cr, cg, cb = np.float32(r) * k255, np.float32(g) * k255, np.float32(b) * k255
-                        inv = 1 / den
+                        inv = one / den
                         o0 += (acc[0] * cr + acc[1] * cg + acc[2] * cb + acc[9]) * inv
                         o1 += (acc[3] * cr + acc[4] * cg + acc[5] * cb + acc[10]) * inv
                         o2 += (acc[6] * cr + acc[7] * cg + acc[8] * cb + acc[11]) * inv
-                out[0, y, x] = min(max(o0, 0.0), 1.0)
-                out[1, y, x] = min(max(o1, 0.0), 1.0)
-                out[2, y, x] = min(max(o2, 0.0), 1.0)
+                out[0, y, x] = min(max(o0, zero), one)
+                out[1, y, x] = min(max(o1, zero), one)
+                out[2, y, x] = min(max(o2, zero), one)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
