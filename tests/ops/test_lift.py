@@ -274,3 +274,17 @@ def test_the_kernels_log_and_exp_tables_hold_the_map_over_every_colour(scale):
     exact = L.map_reference(model.colour_map, torch.from_numpy(grid.reshape(-1, 3) / 255.0), torch.zeros(512 * 512, dtype=torch.long))
     got = L.apply(model, grid)[0].reshape(3, -1).T.double()
     assert (got - exact).abs().max() < 1e-4, float((got - exact).abs().max())
+
+
+def test_apply_into_a_reused_buffer_gives_the_same_result():
+    """``apply(..., out=buf)`` (the stages reuse one buffer for every result of a photo) writes
+    every pixel: the same values as a fresh output, whatever the buffer held; a buffer of
+    another shape is refused."""
+    full, work = _pair()
+    stylised = np.clip(work.astype(int) * np.linspace(0.7, 1.1, work.shape[1])[None, :, None], 0, 255).astype(np.uint8)
+    model = L.fit(work, stylised)
+    buf = torch.full((1, 3) + full.shape[:2], float("nan"))
+    got = L.apply(model, full, out=buf)
+    assert got is buf and torch.equal(got, L.apply(model, full))
+    with pytest.raises(ValueError, match="contiguous"):
+        L.apply(model, full, out=torch.empty(1, 3, 5, 5))

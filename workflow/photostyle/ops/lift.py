@@ -499,15 +499,23 @@ def _strip_blend(model: LiftModel, y0: int, y1: int, width: int, height: int):
     return weights.reshape(len(weights), -1), pure.reshape(-1)
 
 
-def apply(model: LiftModel, content: np.ndarray) -> torch.Tensor:
+def apply(model: LiftModel, content: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
     """The lifted stylisation of the full-resolution ``content`` ``(H, W, 3)`` uint8, as a
     ``(1, 3, H, W)`` float32 tensor in [0, 1]: one pass of the compiled kernel
-    (:mod:`photostyle.ops._lift_kernels`), or :func:`apply_reference` without Numba."""
+    (:mod:`photostyle.ops._lift_kernels`), or :func:`apply_reference` without Numba. ``out``: a
+    contiguous tensor of that shape to write into and return (a buffer reused from one result of
+    a photo to the next: a fresh 12 MP output costs about as much to fault in as a third of the
+    pass), else a new one."""
+    height, width = content.shape[:2]
+    if out is not None and (tuple(out.shape) != (1, 3, height, width) or out.dtype != torch.float32
+                            or not out.is_contiguous()):
+        raise ValueError(f"out: expected a contiguous (1, 3, {height}, {width}) float32 tensor, got "
+                         f"{tuple(out.shape)} {out.dtype}")
     apply_rows = _compiled("apply_rows")
     if apply_rows is None:  # pragma: no cover
-        return apply_reference(model, content)
-    height, width = content.shape[:2]
-    out = torch.empty(1, 3, height, width)
+        res = apply_reference(model, content)
+        return res if out is None else out.copy_(res)
+    out = torch.empty(1, 3, height, width) if out is None else out
     apply_rows(np.ascontiguousarray(content), model.labels.to(torch.int32).numpy(), out[0].numpy(),
                table=model.table.numpy() if model.table is not None else None,
                coef=model.coef.numpy() if model.coef is not None else None,

@@ -94,6 +94,7 @@ class ContentPhotos:
             if segment_index else {}
         self._current: tuple[str, tuple] | None = None
         self._labels: tuple[str, tuple] | None = None  # the current photo's (label map, digest)
+        self._lift_out = None  # the lift's output buffer, reused while the photo size stays
 
     def _label_map(self, pid: str):
         """(integer label map, digest of its file) of ``pid``, read once per photo (items are
@@ -143,7 +144,9 @@ class ContentPhotos:
     def lift(self, row: dict, stylised, png: bytes | None = None):
         """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
         when the photo is at its working size already, or the lift is off); ``png`` the stylised
-        file's bytes, for the colour map a method may have stored in it."""
+        file's bytes, for the colour map a method may have stored in it. The lifted tensor is
+        this object's buffer, valid until its next lift (refine and export use it before:
+        their items run one after the other); each result of a photo reuses it."""
         from photostyle.ops import lift as lift_ops
         from photostyle.ops.colour import ColourMap
 
@@ -153,4 +156,10 @@ class ContentPhotos:
         s = {k: v for k, v in self.lift_settings.items() if k != "enabled"}
         found = self._label_map(row["id"])
         cmap = ColourMap.from_png(png) if png is not None else None
-        return lift_ops.apply(lift_ops.fit(work, stylised, found[0] if found else None, colour_map=cmap, **s), full)
+        model = lift_ops.fit(work, stylised, found[0] if found else None, colour_map=cmap, **s)
+        if self._lift_out is None or tuple(self._lift_out.shape[2:]) != full.shape[:2]:
+            import torch
+
+            self._lift_out = None  # release the previous size's buffer first
+            self._lift_out = torch.empty(1, 3, *full.shape[:2])
+        return lift_ops.apply(model, full, out=self._lift_out)
