@@ -229,6 +229,16 @@ def _blend(result: torch.Tensor, content: torch.Tensor, strength: float) -> torc
     return result if strength >= 1.0 else torch.lerp(content, result, strength)
 
 
+def _result(out: torch.Tensor, content: torch.Tensor, strength: float, space: str, maps: list[RegionMap], masks,
+            with_map: bool):
+    """A colour method's result blended by ``strength``, with its :class:`ColourMap` if asked
+    (the region maps' blend is the masks' Gaussian)."""
+    out = _blend(out, content, strength)
+    if not with_map:
+        return out
+    return out, ColourMap(space, min(strength, 1.0), maps, masks.blur_sigma if masks is not None else None)
+
+
 def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):
     """Statistics of the style photo, computed once per style (``state`` lives for one style)."""
     cache = state.setdefault("style_stats", {})
@@ -259,9 +269,7 @@ def reinhard(content: torch.Tensor, style: torch.Tensor, masks=None, *, colour_s
         st = _style_stats(state, ("reinhard", colour_space), style, stats)
         out, cmap = reinhard_transfer(content, style, colour_space, style_stats=st, with_map=True)
         maps = cmap.regions
-    out = _blend(out, content, strength)
-    sigma = masks.blur_sigma if masks is not None else None
-    return (out, ColourMap(colour_space, min(strength, 1.0), maps, sigma)) if with_map else out
+    return _result(out, content, strength, colour_space, maps, masks, with_map)
 
 
 def mkl(content: torch.Tensor, style: torch.Tensor, masks=None, *, eps: float = 1e-6, strength: float = 1.0,
@@ -280,6 +288,4 @@ def mkl(content: torch.Tensor, style: torch.Tensor, masks=None, *, eps: float = 
         st = _style_stats(state, ("mkl",), style, lambda s: mean_cov(_pixels(s)))
         out, cmap = mkl_transfer(content, style, eps=eps, style_stats=st, with_map=True)
         maps = cmap.regions
-    out = _blend(out, content, strength)
-    sigma = masks.blur_sigma if masks is not None else None
-    return (out, ColourMap("rgb", min(strength, 1.0), maps, sigma)) if with_map else out
+    return _result(out, content, strength, "rgb", maps, masks, with_map)

@@ -76,7 +76,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
     from photostyle.stages.refine import refine_result
 
     per_method, shared, hashes = per_method_job(settings, "export")  # export settings are global too
-    raw = next((s for s in per_method.values() if s.get("source", s["variant"]) == "raw"), shared)
+    raw = next((s for s in per_method.values() if s["source"] == "raw"), shared)
     job = start_job(shared)
     ex = shared["export"]
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
@@ -110,7 +110,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
 
         p, data = it.data
         m = per_method[it.row["method"]]
-        if m.get("source", m["variant"]) == "refined":  # refine's image as it is
+        if m["source"] == "refined":  # refine's image as it is
             img = read_rgb(io.BytesIO(data))
         else:  # the raw result, lifted (and refined, for a 16-bit refined deliverable) here in floating point
             if m["variant"] == "refined":
@@ -144,7 +144,7 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         return {"width": img.shape[1], "height": img.shape[0]}
 
     entries = photo_major(source_indexes, lambda e: e["method"] in per_method
-                          and e["variant"] == per_method[e["method"]].get("source", per_method[e["method"]]["variant"]))
+                          and e["variant"] == per_method[e["method"]]["source"])
     index_out = Path(index_out)
     engine = ShardJob(f"export {index_out.stem}", index_out, EXPORT_COLUMNS,
                       device=job.device, keep_columns=("width", "height"))
