@@ -219,7 +219,7 @@ def test_two_photos_with_one_deliverable_name_never_overwrite_each_other(tmp_pat
     write_csv_atomic(tmp_path / "index.csv", list(entries[0]), entries)
     settings = {"methods": {"reinhard": {
         "export": {"format": "jpeg", "quality": 90, "strip_gps": False, "icc": "keep", "enabled": True},
-        "variant": "raw", "lift": {"enabled": False}, "device": "cpu",
+        "variant": "raw", "source": "raw", "lift": {"enabled": False}, "device": "cpu",
         "ingest": {"work_megapixels": 1.5, "max_megapixels": 100, "min_side": 16, "max_decode_megapixels": 250}}}}
     out = run_export_shard(tmp_path / "shard.csv", [tmp_path / "index.csv"], settings, tmp_path / "export",
                            tmp_path / "export" / "_index" / "reinhard" / "x.csv", "test")
