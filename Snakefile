@@ -18,6 +18,9 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/weights.smk"
 
 
+gc.freeze()  # every rule and listing is made: later full collections skip them (see common.smk)
+
+
 rule all:
     input:
         final_targets(),

@@ -3,9 +3,19 @@
 # (photostyle.stages.<stage>.settings); code versions are derived from their import closures;
 # methods and trained models come from the method registry's declarations. No rule or
 # function here names a method.
+import gc
 import inspect
 import os
 import sys
+
+# The DAG of a 100k-photo collection is a few million Python objects (Snakemake's jobs, ours:
+# the 100k-entry scan). With CPython's default thresholds the cyclic garbage collector runs a
+# full pass over all of them again and again: about 1 s of a 6-7 s dry run (measured with
+# gc.callbacks, docs/benchmarks.md). Objects made so far (Snakemake's own modules) are frozen out
+# of those passes, and collections run every 50,000 allocations instead of 700: still collected,
+# far less often. The Snakefile freezes again once every rule is defined.
+gc.freeze()
+gc.set_threshold(50_000, 20, 20)
 from pathlib import Path
 
 from snakemake.common import overwrite_function_params
@@ -125,6 +135,20 @@ def _cached(fn):
         return memo[args]
 
     return wrapper
+
+
+def _resource_signature_once():
+    """Snakemake asks for the signature of ``Resource.evaluate`` twice per job (threads, tmpdir) via
+    inspect.signature; state it once with Snakemake's own helper, as job_function does for ours."""
+    try:
+        from snakemake.resources import Resource
+
+        overwrite_function_params(Resource.evaluate, inspect.signature(Resource("_probe", 1).evaluate).parameters)
+    except (ImportError, AttributeError, TypeError):  # another Snakemake layout: only slower
+        pass
+
+
+_resource_signature_once()
 
 
 def job_function(fn):
