@@ -1,16 +1,22 @@
 """DAG build time at scale: dry runs over a synthetic collection (files are never read).
 
     python benchmarks/dag_scale.py --photos 100000 --styles 3 --methods reinhard mkl
+    python benchmarks/dag_scale.py --photos 100000 --peer 936cce9 --rounds 6
 
 Prints the time of a cold dry run (listings written), a warm one (nothing changed on
 disk), and the shards per stage that adding one photo schedules. Target (issue 2):
 warm dry run <= 5 s for 100k photos x 3 styles x 2 methods; one shard per stage.
+
+``--peer COMMIT`` also times that commit's Snakefile (a temporary git worktree) on the same
+collection, alternating with this checkout's, and prints the ratio: this machine's speed wanders
+by up to 1.6x within minutes, so only a same-run ratio says whether a change made it faster.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,9 +28,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def dry_run(workdir: Path, cfg: Path) -> tuple[float, str]:
+def dry_run(workdir: Path, cfg: Path, repo: Path = REPO) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "all", "--cores", "1",
-           "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)]
+           "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
@@ -44,6 +50,8 @@ def main() -> None:
     ap.add_argument("--styles", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["reinhard", "mkl"])
     ap.add_argument("--shard-size", type=int, default=500)
+    ap.add_argument("--peer", help="a git commit to time alternately on the same collection")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating warm runs with --peer")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -77,6 +85,28 @@ def main() -> None:
         after = {p.name: p.stat().st_mtime_ns for p in (tmp / "results/ingest/lists/content").glob("*.csv")}
         changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
         print(f"adding one photo rewrote {len(changed)} of {len(after)} shard listings: {changed}")
+        if args.peer:
+            compare_with_peer(args.peer, args.rounds, tmp, cfg)
+
+
+def compare_with_peer(commit: str, rounds: int, workdir: Path, cfg: Path) -> None:
+    """Warm dry runs of ``commit`` and of this checkout, alternating, on the same collection."""
+    peer = workdir / "peer"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(peer), commit],
+                   check=True, capture_output=True)
+    try:
+        times: dict[str, list[float]] = {"peer": [], "this": []}
+        for _ in range(rounds):  # each run leaves the listings as the other expects (same shard rule)
+            times["peer"].append(dry_run(workdir, cfg, peer)[0])
+            times["this"].append(dry_run(workdir, cfg)[0])
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(peer)], capture_output=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    for k in ("peer", "this"):
+        print(f"{k} ({commit if k == 'peer' else 'this checkout'}): warm dry runs "
+              + " ".join(f"{t:.2f}" for t in times[k]) + f" s; median {med[k]:.2f} s, min {low[k]:.2f} s")
+    print(f"this / peer: median {med['this'] / med['peer']:.2f}x, min {low['this'] / low['peer']:.2f}x")
 
 
 if __name__ == "__main__":
