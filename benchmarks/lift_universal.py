@@ -1,11 +1,12 @@
 """Lift quality for the universal methods: PSNR of the lifted result against the method run
 directly at full size, beside bilinear upsampling of the same working-size result.
 
-    python benchmarks/lift_universal.py --methods wct adain photowct wct2 --full-mp 2 --work-mp 0.5
+    python benchmarks/lift_universal.py --methods wct adain photowct wct2 fast --full-mp 2 --work-mp 0.5
 
-The methods need trained decoders: the pipeline's own ``train`` rule makes them first, on a tiny
-generated collection, for a few steps (``--steps``); the VGG-19 encoder has random weights here
-(no pretrained weights can be downloaded on this machine). So the outputs are not styles but a
+The methods need trained decoders (and ``fast`` its per-style network): the pipeline's own
+``train`` rule makes them first, on a tiny generated collection, for a few steps (``--steps``);
+the VGG encoders and fast's VGG-16 loss network have random weights here (no pretrained weights
+can be downloaded on this machine). So the outputs are not styles but a
 CNN's spatially varying result, the hard case for a lift (as ``fast`` in
 ``benchmarks/full_resolution.py``); the figures bound the lift, not the methods' looks. munit is
 left out (its trainer needs a folder of a style domain's photos).
@@ -40,7 +41,8 @@ def train_artifacts(root: Path, methods: list[str], steps: int) -> Path:
         save(smooth_photo(64, 80, seed=i), root / "photos" / f"p{i}.jpg", quality=95)
     save(smooth_photo(64, 64, seed=9), root / "styles" / "s.png")
     cfg = {"content_dir": str(root / "photos"), "style_dir": str(root / "styles"), "device": "cpu",
-           "stylize": {"methods": methods}, "decoders": {"steps": steps, "image_size": 32, "batch_size": 2}}
+           "stylize": {"methods": methods}, "decoders": {"steps": steps, "image_size": 32, "batch_size": 2},
+           "train": {"steps": steps, "image_size": 64, "batch_size": 2, "style_size": 64}}
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run_snakemake(root, path, "--cores", "2", "--until", "train_model")
@@ -58,6 +60,7 @@ def main() -> None:
     from PIL import Image
 
     from conftest import method_for_job, smooth_photo, stylise
+    from photostyle.core.collection import photo_id
     from photostyle.core.tensors import to_tensor, to_uint8
     from photostyle.ops import lift as L
 
@@ -65,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         train_root = train_artifacts(Path(tmp), args.methods, args.steps)
-        print(f"decoders trained for {args.steps} steps in {time.perf_counter() - t0:.0f} s (random VGG-19 encoder)")
+        print(f"networks trained for {args.steps} steps in {time.perf_counter() - t0:.0f} s (random VGG weights)")
         w = int(round(math.sqrt(args.full_mp * 1e6 * 3 / 2)))
         full = np.tile(smooth_photo(200, 300, seed=1), (math.ceil(w * 2 / 3 / 200), math.ceil(w / 300), 1))[: w * 2 // 3, :w]
         scale = math.sqrt(args.work_mp / args.full_mp)
@@ -74,14 +77,16 @@ def main() -> None:
         style = to_tensor(np.clip(smooth_photo(240, 320, seed=7) * np.array([1.1, 0.9, 0.6]), 0, 255).astype(np.uint8))
         print(f"{'method':9} {'full MP':>7} {'work MP':>7} {'lift s':>6} {'direct s':>8} {'PSNR lift':>9} {'PSNR bilin':>10}  model")
         for name in args.methods:
-            method = method_for_job(name, train_root=train_root, styles=["s"])
-            stylised = to_uint8(stylise(method, to_tensor(work), style))
+            sid = photo_id("s.png")  # the style's id, as ingest gave it to the train rule
+            method = method_for_job(name, train_root=train_root, styles=[sid])
+            state = method.prepare_style(style, sid)
+            stylised = to_uint8(stylise(method, to_tensor(work), style, state=state))
             t0 = time.perf_counter()
             model = L.fit(work, stylised)
             lifted = to_uint8(L.apply(model, full))
             t_lift = time.perf_counter() - t0
             t0 = time.perf_counter()
-            direct = to_uint8(stylise(method, to_tensor(full), style))
+            direct = to_uint8(stylise(method, to_tensor(full), style, state=state))
             t_direct = time.perf_counter() - t0
             bilinear = np.asarray(Image.fromarray(stylised).resize(full.shape[1::-1], Image.Resampling.BILINEAR))
             kind = "+".join(k for k, v in (("lut", model.table), ("local", model.coef)) if v is not None)
