@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO
 from photostyle.core.provenance import PACKAGE_DIR, UnknownModule, code_version, import_closure, package_imports
@@ -83,6 +84,58 @@ def test_every_callable_a_rule_names_states_its_signature_once():
     named = used & wildcard_functions
     assert named, "no input function found in the rules"
     assert named <= marked, sorted(named - marked)
+
+
+_DRY_RUN_PROBE = """
+import gc, inspect, sys
+calls = [0]
+signature = inspect.signature
+def counted(*a, **k):
+    calls[0] += 1
+    return signature(*a, **k)
+inspect.signature = counted
+from snakemake.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("PROBE", calls[0], gc.get_threshold()[0])
+"""
+
+
+def _probe_dry_run(tmp_path, photos: int) -> tuple[int, int, int]:
+    """Jobs, inspect.signature calls and the GC's first threshold of a dry run over ``photos``
+    empty files (a dry run never opens one), shard_size 3, two styles, two methods."""
+    from conftest import scheduled_jobs
+
+    root = tmp_path / f"n{photos}"
+    for i in range(photos):
+        (root / "photos" / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+        (root / "photos" / f"d{i % 4}" / f"IMG_{i:04d}.jpg").touch()
+    (root / "styles").mkdir()
+    for s in ("a", "b"):
+        (root / "styles" / f"{s}.jpg").touch()
+    cfg = root / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"content_dir": str(root / "photos"), "style_dir": str(root / "styles"),
+                                   "ingest": {"shard_size": 3}, "stylize": {"methods": ["reinhard", "mkl"]}}))
+    out = subprocess.run([sys.executable, "-c", _DRY_RUN_PROBE, "-n", "--cores", "1", "--snakefile",
+                          str(REPO / "Snakefile"), "--directory", str(root), "--configfile", str(cfg)],
+                         capture_output=True, text=True, check=True).stdout
+    calls, threshold = map(int, out.rsplit("PROBE", 1)[1].split())
+    return len(scheduled_jobs(out)), calls, threshold
+
+
+def test_a_dry_run_does_not_introspect_callables_per_job_or_walk_the_dag_at_default_gc_pace(tmp_path):
+    """The per-job costs a 100k-photo DAG build shed (issue 18, item 7; docs/benchmarks.md) stay
+    shed: Snakemake calls inspect.signature on a callable of every job unless it is told the
+    signature once (our job_function; Resource.evaluate), and the Snakefile keeps the cyclic GC
+    at a 50,000-allocation pace while the DAG is built."""
+    small, large = _probe_dry_run(tmp_path, 40), _probe_dry_run(tmp_path, 120)
+    assert large[0] - small[0] > 100, (small, large)  # about 7 per-shard jobs per 3 photos
+    per_job = (large[1] - small[1]) / (large[0] - small[0])
+    # one per job is left: Snakemake's own default tmpdir resource (4.9 per job before)
+    assert per_job <= 1.2, (small, large)
+    assert small[2] >= 50_000 and large[2] >= 50_000
 
 
 def _package_copy(tmp_path):
