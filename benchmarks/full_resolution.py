@@ -157,7 +157,9 @@ def one(megapixels: float, method: str, threads: int, work_mp: float, full_max_m
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the chain's peak, before the direct run below
     out = {"mp": megapixels, "method": method, "threads": threads, "stages": t, "peak_rss_mb": peak, "apply_again": again,
            "map": model is not None and model.colour_map is not None,
-           "lut": model is not None and model.table is not None, "local": model is not None and model.coef is not None}
+           "lut": model is not None and model.table is not None,
+           "local": model is not None and model.coef is not None and not model.upsampled,
+           "upsample": model is not None and model.upsampled}
     if model is not None and (megapixels <= full_max_mp or method != "fast"):  # the method run directly at full size, for the lift's quality
         direct = to_uint8(run(to_tensor(full))[0])
         out["psnr_full"] = psnr(to_uint8(lifted), direct)
@@ -200,7 +202,7 @@ def main() -> None:
                 total = sum(st.values())
                 lift_rate = mp / st["lift apply"] if st["lift apply"] else float("nan")
                 again_rate = mp / r["apply_again"] if r["apply_again"] else float("nan")
-                model = "+".join(k for k in ("map", "lut", "local") if r[k]) or "not lifted"
+                model = "+".join(k for k in ("map", "lut", "local", "upsample") if r.get(k)) or "not lifted"
                 print(f"{mp:5g} {method:9} {threads:3d} " + " ".join(f"{st[s]:10.2f}" for s in STAGES)
                       + f" {total:8.2f} {total / mp:6.2f} {lift_rate:9.1f} {again_rate:6.1f} {r['peak_rss_mb']:8.0f}"
                       + f" {r.get('psnr_full', float('nan')):9.2f} {r.get('psnr_upsampled', float('nan')):10.2f}  {model}",

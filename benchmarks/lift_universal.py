@@ -107,7 +107,8 @@ def main() -> None:
             direct = to_uint8(stylise(method, to_tensor(full), style, state=state))
             t_direct = time.perf_counter() - t0
             bilinear = np.asarray(Image.fromarray(stylised).resize(full.shape[1::-1], Image.Resampling.BILINEAR))
-            kind = "+".join(k for k, v in (("lut", model.table), ("local", model.coef)) if v is not None)
+            kind = "upsample" if model.upsampled else \
+                "+".join(k for k, v in (("lut", model.table), ("local", model.coef)) if v is not None)
             print(f"{name:9} {full.size / 3e6:7.2f} {work.size / 3e6:7.2f} {t_lift:6.2f} {t_direct:8.2f} "
                   f"{psnr(lifted, direct):9.2f} {psnr(bilinear, direct):10.2f}  {kind}", flush=True)
 

@@ -288,3 +288,66 @@ def test_apply_into_a_reused_buffer_gives_the_same_result():
     assert got is buf and torch.equal(got, L.apply(model, full))
     with pytest.raises(ValueError, match="contiguous"):
         L.apply(model, full, out=torch.empty(1, 3, 5, 5))
+
+
+def _field(h, w):
+    """A smooth colour field that ignores the photo (a generator's own output, say)."""
+    y, x = np.mgrid[0:h, 0:w]
+    y, x = (y + 0.5) / h, (x + 0.5) / w
+    rgb = np.stack([0.5 + 0.4 * np.sin(3 * x + 1), 0.5 + 0.4 * np.cos(2 * y), 0.3 + 0.3 * x * y], -1)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _noisy_pair(h=480, w=720, factor=2, seed=5):
+    rng = np.random.default_rng(seed)
+    full = np.clip(smooth_photo(h, w, seed=seed).astype(int) + rng.integers(-40, 41, (h, w, 3)), 0, 255).astype(np.uint8)
+    work = np.asarray(Image.fromarray(full).resize((w // factor, h // factor), Image.Resampling.LANCZOS))
+    return full, work
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def test_the_upsample_model_is_the_result_upsampled_bilinearly_within_each_region():
+    """``upsample`` gives torch's bilinear upsampling of the result where a pixel's neighbours are
+    all of its region, and takes nothing from another region next to a border."""
+    full, work = _noisy_pair(120, 180, factor=3)
+    stylised = _field(*work.shape[:2])
+    up = L.apply(L.fit(work, stylised, model="upsample"), full)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(stylised).permute(2, 0, 1)[None].float() / 255,
+                                          size=full.shape[:2], mode="bilinear", align_corners=False)
+    assert float((up - ref).abs().max()) < 1e-5
+    labels = np.zeros(work.shape[:2], np.int32)
+    labels[:, work.shape[1] // 2:] = 1
+    two = np.where(labels[..., None] == 0, np.uint8(30), np.uint8(220)).repeat(3, -1).astype(np.uint8)
+    lifted = to_uint8(L.apply(L.fit(work, two, labels, model="upsample"), full))
+    full_labels = np.repeat(np.repeat(labels, 3, 0), 3, 1)
+    assert set(np.unique(lifted[full_labels == 0])) == {30} and set(np.unique(lifted[full_labels == 1])) == {220}
+    bled = to_uint8(L.apply(L.fit(work, two, model="upsample"), full))  # one region: the border is blurred
+    assert len(np.unique(bled)) > 2
+
+
+def test_auto_upsamples_a_result_that_ignores_the_photo_and_keeps_the_local_model_where_it_follows_it():
+    """A spatially varying result is lifted by the local model or upsampled, whichever predicts
+    it better one octave down; the choice is then the better one at full size too: a smooth
+    field that ignores the photo's detail (the local model would add the photo's noise to it)
+    is upsampled; a gain ramp over the photo (its detail is the result's) keeps the local model."""
+    full, work = _noisy_pair()
+    field = _field(*work.shape[:2])
+    auto = L.fit(work, field)
+    assert auto.upsampled
+    truth = _field(*full.shape[:2])
+    up = _psnr(to_uint8(L.apply(auto, full)), truth)
+    local = _psnr(to_uint8(L.apply(L.fit(work, field, model="local"), full)), truth)
+    assert up > local + 3, (up, local)
+
+    def ramp(img):
+        gain = np.linspace(0.6, 1.2, img.shape[1])[None, :, None]
+        return np.clip(np.round(img * gain), 0, 255).astype(np.uint8)
+
+    auto = L.fit(work, ramp(work))
+    assert not auto.upsampled and auto.coef is not None
+    kept = _psnr(to_uint8(L.apply(auto, full)), ramp(full))
+    upsampled = _psnr(to_uint8(L.apply(L.fit(work, ramp(work), model="upsample"), full)), ramp(full))
+    assert kept > upsampled + 3, (kept, upsampled)
