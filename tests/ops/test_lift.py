@@ -305,10 +305,6 @@ def _noisy_pair(h=480, w=720, factor=2, seed=5):
     return full, work
 
 
-def _psnr(a, b):
-    return 10 * np.log10(255 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
-
-
 def test_the_upsample_model_is_the_result_upsampled_bilinearly_within_each_region():
     """``upsample`` gives torch's bilinear upsampling of the result where a pixel's neighbours are
     all of its region, and takes nothing from another region next to a border."""
@@ -326,28 +322,3 @@ def test_the_upsample_model_is_the_result_upsampled_bilinearly_within_each_regio
     assert set(np.unique(lifted[full_labels == 0])) == {30} and set(np.unique(lifted[full_labels == 1])) == {220}
     bled = to_uint8(L.apply(L.fit(work, two, model="upsample"), full))  # one region: the border is blurred
     assert len(np.unique(bled)) > 2
-
-
-def test_auto_upsamples_a_result_that_ignores_the_photo_and_keeps_the_local_model_where_it_follows_it():
-    """A spatially varying result is lifted by the local model or upsampled, whichever predicts
-    it better one octave down; the choice is then the better one at full size too: a smooth
-    field that ignores the photo's detail (the local model would add the photo's noise to it)
-    is upsampled; a gain ramp over the photo (its detail is the result's) keeps the local model."""
-    full, work = _noisy_pair()
-    field = _field(*work.shape[:2])
-    auto = L.fit(work, field)
-    assert auto.upsampled
-    truth = _field(*full.shape[:2])
-    up = _psnr(to_uint8(L.apply(auto, full)), truth)
-    local = _psnr(to_uint8(L.apply(L.fit(work, field, model="local"), full)), truth)
-    assert up > local + 3, (up, local)
-
-    def ramp(img):
-        gain = np.linspace(0.6, 1.2, img.shape[1])[None, :, None]
-        return np.clip(np.round(img * gain), 0, 255).astype(np.uint8)
-
-    auto = L.fit(work, ramp(work))
-    assert not auto.upsampled and auto.coef is not None
-    kept = _psnr(to_uint8(L.apply(auto, full)), ramp(full))
-    upsampled = _psnr(to_uint8(L.apply(L.fit(work, ramp(work), model="upsample"), full)), ramp(full))
-    assert kept > upsampled + 3, (kept, upsampled)

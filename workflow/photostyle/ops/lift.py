@@ -35,9 +35,11 @@ label map, with the local model for what it leaves (the method's soft blends at 
 photo, the LUT (with the local model for what it leaves, e.g. blends at region borders) where it
 explains the working-size result to ``AUTO_LUT_RMS``, else the local model alone: a LUT fitted
 to a spatially varying result learns accidents of colour that do not carry to full resolution.
-For such a result ``auto`` then asks which of the local model and plain upsampling of the result
-(``upsample``: bilinear, region-aware) reproduces it better one octave down, from half the
-working size (:func:`upsampling_predicts_better`), and takes that one. The
+``upsample`` is the result itself upsampled (bilinear, region-aware): for generators whose output
+has texture of its own at the pixel scale (a fast network, MUNIT), where it came closer to their
+full-size run than the local model in ``benchmarks/lift_universal.py``. ``auto`` never picks it:
+a test of both one octave down (half the working size to the working size) picked it for
+Gatys, quilting and WCT too, where the local model is better (docs/benchmarks.md). The
 choice is measured in ``benchmarks/full_resolution.py`` (docs/benchmarks.md). Fitting costs O(working size);
 applying streams the full photo in strips of rows, so memory is the working-size model plus
 one strip of coefficients, besides the full-size input and output themselves.
@@ -381,7 +383,7 @@ def fit_local(content: torch.Tensor, residual: torch.Tensor, regions: torch.Tens
     for k in range(int(regions.max()) + 1):
         m = regions == k
         ys, xs = torch.nonzero(m, as_tuple=True)
-        if len(ys) == 0:  # a region absent at this size (the half-size check of auto)
+        if len(ys) == 0:  # a region index without pixels
             continue
         y0, y1 = max(int(ys.min()) - radius, 0), min(int(ys.max()) + radius + 1, h)
         x0, x1 = max(int(xs.min()) - radius, 0), min(int(xs.max()) + radius + 1, w)
@@ -441,8 +443,6 @@ def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = 
                 luts, table, fitted = None, None, torch.zeros_like(s)
             elif res.abs().max() <= AUTO_LUT_MAX:  # a pure colour map: nothing is left for a local model
                 model = "lut"
-    if model == "auto" and luts is None and params is None and upsampling_predicts_better(c, s, regions, radius, eps):
-        model = "upsample"
     if model == "upsample":  # the result itself, upsampled (region-aware): no colour model of the content
         return LiftModel((h, w), regions, None, upsample_coef(s), upsampled=True)
     coef = fit_local(c, s - fitted, regions, radius, eps) if model != "lut" else None
@@ -456,33 +456,6 @@ def upsample_coef(stylised: torch.Tensor) -> torch.Tensor:
     Applied like any local model, that is the result upsampled bilinearly, each pixel from the
     working pixels of its own region only."""
     return torch.cat([torch.zeros(9, *stylised.shape[1:]), stylised.float()])
-
-
-def upsampling_predicts_better(c: torch.Tensor, s: torch.Tensor, regions: torch.Tensor, radius: int,
-                               eps: float) -> bool:
-    """Whether, one octave down, upsampling the result predicts it better than the local model.
-
-    ``auto`` asks this of a spatially varying result (no LUT or colour map explains it). The
-    same two ways up in size are tried from half the working size to the working size, where
-    the answer is known: the local model fitted on the half-size pair and applied to the
-    working-size content, against the half-size result upsampled. A method whose result follows
-    the photo's detail (WCT, Gatys, DPST) is lifted better by the local model; a generator whose
-    result carries texture of its own at the pixel scale (a fast network, MUNIT) can be
-    upsampled better (docs/benchmarks.md)."""
-    h, w = c.shape[1:]
-    if min(h, w) < 8 * radius:  # too small to say: the local model
-        return False
-    h2, w2 = h // 2, w // 2
-    c2 = F.interpolate(c[None].float(), size=(h2, w2), mode="area")[0]
-    s2 = F.interpolate(s[None].float(), size=(h2, w2), mode="area")[0]
-    r2 = regions[torch.arange(h2) * 2][:, torch.arange(w2) * 2]
-    content8 = np.ascontiguousarray((c.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy())
-    target = s[None].float()
-    err = {}
-    for kind, coef in (("local", fit_local(c2, s2, r2, radius, eps)), ("upsample", upsample_coef(s2))):
-        pred = apply(LiftModel((h2, w2), r2, None, coef), content8)
-        err[kind] = float((pred - target).square().mean())
-    return err["upsample"] < err["local"]
 
 
 def dense_table(luts: torch.Tensor) -> torch.Tensor:
