@@ -20,6 +20,13 @@ def test_defaults_fill_an_empty_config():
     assert cfg["methods"]["mkl"]["eps"] == 1e-6
 
 
+def test_the_schemas_lift_models_are_the_ones_the_lift_implements():
+    from photostyle.ops.lift import MODELS
+
+    assert full_schema()["properties"]["lift"]["properties"]["model"]["enum"] == list(MODELS)
+    assert validate_config({"lift": {"model": "upsample"}})["lift"]["model"] == "upsample"
+
+
 def test_schema_method_names_and_blocks_come_from_the_registry():
     schema = full_schema()["properties"]
     assert schema["stylize"]["properties"]["methods"]["items"]["enum"] == list(REGISTRY)
