@@ -7,6 +7,7 @@ import gc
 import inspect
 import os
 import sys
+from pathlib import Path
 
 # The DAG of a 100k-photo collection is a few million Python objects (Snakemake's jobs, ours:
 # the 100k-entry scan). With CPython's default thresholds the cyclic garbage collector runs a
@@ -16,7 +17,6 @@ import sys
 # far less often. The Snakefile freezes again once every rule is defined.
 gc.freeze()
 gc.set_threshold(50_000, 20, 20)
-from pathlib import Path
 
 from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError

@@ -416,6 +416,8 @@ def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = 
         raise ValueError(f"content {tuple(c.shape)} and stylised {tuple(s.shape)} differ in size")
     h, w = c.shape[1:]
     regions, values = _region_index(labels, (h, w))
+    if model == "upsample":  # the result itself, upsampled (region-aware): no colour model of the content
+        return LiftModel((h, w), regions, None, upsample_coef(s), upsampled=True)
     luts, fitted = None, torch.zeros_like(s)
     params = map_params(colour_map, values, regions) if colour_map is not None and colour_maps and model != "local" else None
     if params is not None:  # the method's own map, where it explains the result (not after smoothing, say)
@@ -443,8 +445,6 @@ def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = 
                 luts, table, fitted = None, None, torch.zeros_like(s)
             elif res.abs().max() <= AUTO_LUT_MAX:  # a pure colour map: nothing is left for a local model
                 model = "lut"
-    if model == "upsample":  # the result itself, upsampled (region-aware): no colour model of the content
-        return LiftModel((h, w), regions, None, upsample_coef(s), upsampled=True)
     coef = fit_local(c, s - fitted, regions, radius, eps) if model != "lut" else None
     return LiftModel((h, w), regions, luts.float() if luts is not None else None,
                      coef,
