@@ -25,6 +25,11 @@ def test_the_schemas_lift_models_are_the_ones_the_lift_implements():
 
     assert full_schema()["properties"]["lift"]["properties"]["model"]["enum"] == list(MODELS)
     assert validate_config({"lift": {"model": "upsample"}})["lift"]["model"] == "upsample"
+    per = validate_config({"lift": {"per_method": {"fast": {"model": "upsample"}}}})["lift"]["per_method"]
+    assert per == {"fast": {"model": "upsample"}}  # an override holds only what it sets: no defaults filled in
+    for bad in ({"fsat": {"model": "upsample"}}, {"fast": {"enabled": False}}, {"fast": {"model": "bicubic"}}):
+        with pytest.raises(ConfigError):
+            validate_config({"lift": {"per_method": bad}})
 
 
 def test_schema_method_names_and_blocks_come_from_the_registry():
@@ -32,6 +37,7 @@ def test_schema_method_names_and_blocks_come_from_the_registry():
     assert schema["stylize"]["properties"]["methods"]["items"]["enum"] == list(REGISTRY)
     assert set(schema["methods"]["properties"]) == set(REGISTRY)
     assert schema["refine"]["properties"]["per_method"]["propertyNames"]["enum"] == list(REGISTRY)
+    assert schema["lift"]["properties"]["per_method"]["propertyNames"]["enum"] == list(REGISTRY)
     # the schema file names no method: the registry is the one place a method is declared
     lines = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text().splitlines()
     text = "\n".join(line for line in lines if "default: [reinhard, mkl]" not in line)  # the one default

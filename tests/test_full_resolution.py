@@ -131,6 +131,8 @@ def test_export_and_lift_settings_rerun_only_what_they_touch(small_run):
     assert rules({"export": {"quality": 80}}, "quality") == {"export", "all"}
     lift = rules({"lift": {"radius": 4}}, "radius")
     assert {"refine", "export", "metrics"} <= lift and "stylize" not in lift and "segment" not in lift
+    own = rules({"lift": {"per_method": {"reinhard": {"model": "upsample"}}}}, "per_method")
+    assert {"refine", "export", "metrics"} <= own and "stylize" not in own and "segment" not in own
 
 
 @pytest.mark.slow

@@ -114,6 +114,14 @@ def test_refine_job_covers_every_method_and_a_change_of_one_recomputes_only_that
     assert {(r["method"], r["cached"]) for r in again} == {("mkl", 1), ("reinhard", 0)}
     new_hashes = {r["method"]: r["config_hash"] for r in again}
     assert new_hashes["mkl"] == hashes["mkl"] and new_hashes["reinhard"] != hashes["reinhard"]
+    # a method's own lift settings (lift.per_method) likewise recompute that method's images only
+    lifted = validate_config({"device": "cpu", "refine": {"per_method": {"reinhard": {"iterations": 2}}},
+                              "lift": {"per_method": {"mkl": {"model": "upsample"}}}})
+    third = run_refine_shard(tmp_path / "content.csv", indexes, refine_settings(lifted, ["mkl", "reinhard"]),
+                             tmp_path / "rf", out_index, "test")
+    assert {(r["method"], r["cached"]) for r in third} == {("mkl", 0), ("reinhard", 1)}
+    third_hashes = {r["method"]: r["config_hash"] for r in third}
+    assert third_hashes["reinhard"] == new_hashes["reinhard"] and third_hashes["mkl"] != new_hashes["mkl"]
     # a method left out of the settings is not refined (refine.enabled: false for it)
     only = run_refine_shard(tmp_path / "content.csv", indexes, refine_settings(changed, ["reinhard"]),
                             tmp_path / "rf", out_index, "test")
@@ -191,3 +199,32 @@ def test_declared_weights_are_resolved_once_and_recorded(shard, monkeypatch):
     assert len(Fake.seen) == 3 and all(r.is_random for r in Fake.seen)
     png = tmp_path / "o" / sid / "fake" / f"{rows[0]['photo_id']}.png"
     assert read_png_text(png)["photostyle:weights"] == "vgg19-imagenet=random, seed 0"
+
+
+def test_a_methods_own_lift_settings_are_the_ones_its_results_are_lifted_with():
+    """ContentPhotos.lift fits with the settings it is given (a method's lift.per_method), else the
+    job's; lift_for merges a method's override over the global keys."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from photostyle.ops import lift as L
+    from photostyle.stages.common import ContentPhotos, lift_for
+
+    cfg = validate_config({"lift": {"radius": 4, "per_method": {"fast": {"model": "upsample"}}}})
+    assert lift_for(cfg["lift"], "fast") == {**{k: v for k, v in cfg["lift"].items() if k != "per_method"},
+                                             "model": "upsample"}
+    assert lift_for(cfg["lift"], "wct")["model"] == "auto" and lift_for(cfg["lift"], "wct")["radius"] == 4
+    full = smooth_photo(90, 120, seed=4)
+    work = np.asarray(Image.fromarray(full).resize((60, 45), Image.Resampling.LANCZOS))
+    stylised = torch.from_numpy(np.ascontiguousarray(work[..., ::-1])).permute(2, 0, 1)[None].float() / 255
+    content = ContentPhotos(PhotoLimits.from_settings(cfg), cfg["lift"])
+    content.images = lambda row: (full, work)
+    content._label_map = lambda photo_id: None
+    row = {"id": "p"}
+    own = content.lift(row, stylised, None, lift_for(cfg["lift"], "fast")).clone()
+    expected = L.apply(L.fit(work, stylised, model="upsample"), full)
+    assert torch.equal(own, expected)
+    default = content.lift(row, stylised, None).clone()
+    assert torch.equal(default, L.apply(L.fit(work, stylised, radius=4), full))
+    assert not torch.equal(own, default)

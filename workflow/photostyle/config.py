@@ -28,6 +28,7 @@ def full_schema() -> dict:
     props = schema["properties"]
     props["stylize"]["properties"]["methods"]["items"] = {"enum": names}
     props["refine"]["properties"]["per_method"]["propertyNames"] = {"enum": names}
+    props["lift"]["properties"]["per_method"]["propertyNames"] = {"enum": names}
     props["methods"]["properties"] = {name: cls.schema() for name, cls in REGISTRY.items()}
     return schema
 

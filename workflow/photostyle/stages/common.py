@@ -31,6 +31,13 @@ def job_settings(config: dict, seed: bool = True) -> dict:
 ITEM_KEY_PER_METHOD = ("photo_id", "style", "method")  # items of a shard job over every method
 
 
+def lift_for(lift_cfg: dict, method: str) -> dict:
+    """The effective lift settings of one method: the global keys with its ``lift.per_method``
+    override (``enabled`` is global: it decides every output's size)."""
+    base = {k: v for k, v in lift_cfg.items() if k != "per_method"}
+    return {**base, **lift_cfg.get("per_method", {}).get(method, {})}
+
+
 def per_method_job(settings: dict, stage: str) -> tuple[dict, dict, dict]:
     """A shard job over every method (refine, export): ``settings["methods"]`` maps each method
     to what its outputs depend on. Returns that mapping, the settings every method shares (device,
@@ -141,10 +148,11 @@ class ContentPhotos:
             self._current = (row["id"], pair)
         return self._current[1]
 
-    def lift(self, row: dict, stylised, png: bytes | None = None):
+    def lift(self, row: dict, stylised, png: bytes | None = None, settings: dict | None = None):
         """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
         when the photo is at its working size already, or the lift is off); ``png`` the stylised
-        file's bytes, for the colour map a method may have stored in it. The lifted tensor is
+        file's bytes, for the colour map a method may have stored in it; ``settings`` the
+        method's own lift settings (:func:`lift_for`; default: the job's). The lifted tensor is
         this object's buffer, valid until its next lift (refine and export use it before:
         their items run one after the other); each result of a photo reuses it."""
         from photostyle.ops import lift as lift_ops
@@ -153,7 +161,7 @@ class ContentPhotos:
         full, work = self.images(row)
         if full.shape == work.shape:
             return stylised
-        s = {k: v for k, v in self.lift_settings.items() if k != "enabled"}
+        s = {k: v for k, v in (settings or self.lift_settings).items() if k not in ("enabled", "per_method")}
         found = self._label_map(row["id"])
         cmap = ColourMap.from_png(png) if png is not None else None
         model = lift_ops.fit(work, stylised, found[0] if found else None, colour_map=cmap, **s)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts
-from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, per_method_job, photo_major
+from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, lift_for, per_method_job, photo_major
 from photostyle.stages.engine import PROV, Item, ShardJob, provenance_text
 
 SIXTEEN_BIT = ("tiff16",)  # formats with 16 bits per channel (photostyle.core.deliver writes them)
@@ -49,7 +49,7 @@ def variant_settings(config: dict, variant: str, method: str) -> dict:
     s = {"export": {k: v for k, v in ex.items() if k != "variant"}, "variant": variant, "source": source,
          **job_settings(config, seed=False)}
     # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
-    s["lift"] = config["lift"] if source == "raw" else {"enabled": config["lift"]["enabled"]}
+    s["lift"] = lift_for(config["lift"], method) if source == "raw" else {"enabled": config["lift"]["enabled"]}
     if source == "raw" and variant == "refined":  # refined here, as refine would
         s["refine"] = refine_stage.settings_for(config["refine"], method)
     return s
@@ -114,9 +114,9 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
             img = read_rgb(io.BytesIO(data))
         else:  # the raw result, lifted (and refined, for a 16-bit refined deliverable) here in floating point
             if m["variant"] == "refined":
-                out = refine_result(content, p, data, m["refine"], job.device, tensors)
+                out = refine_result(content, p, data, m["refine"], job.device, tensors, m["lift"])
             elif lift["enabled"]:
-                out = content.lift(p, to_tensor(read_rgb(io.BytesIO(data))), data)
+                out = content.lift(p, to_tensor(read_rgb(io.BytesIO(data))), data, m["lift"])
             else:
                 out = to_tensor(read_rgb(io.BytesIO(data)))
             img = to_uint16(out) if sixteen else to_uint8(out)

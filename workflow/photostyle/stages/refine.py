@@ -23,7 +23,7 @@ import io
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_png_atomic
-from photostyle.stages.common import INDEX_COLUMNS, ITEM_KEY_PER_METHOD, job_settings, per_method_job, photo_major
+from photostyle.stages.common import INDEX_COLUMNS, ITEM_KEY_PER_METHOD, job_settings, lift_for, per_method_job, photo_major
 from photostyle.stages.engine import Item, ShardJob, provenance_text
 
 
@@ -39,7 +39,8 @@ def settings_for(refine_cfg: dict, method: str) -> dict:
 
 def method_settings(config: dict, method: str) -> dict:
     """What one method's refined images depend on (their provenance's config hash)."""
-    return {"refine": settings_for(config["refine"], method), "lift": config["lift"], **job_settings(config, seed=False)}
+    return {"refine": settings_for(config["refine"], method), "lift": lift_for(config["lift"], method),
+            **job_settings(config, seed=False)}
 
 
 def settings(config: dict, methods) -> dict:
@@ -47,9 +48,10 @@ def settings(config: dict, methods) -> dict:
     return {"methods": {m: method_settings(config, m) for m in methods}}
 
 
-def refine_result(content, photo: dict, data: bytes, rs: dict, device, cache: dict):
+def refine_result(content, photo: dict, data: bytes, rs: dict, device, cache: dict, lift_settings: dict | None = None):
     """The refined result of one stylised image (``data``: its PNG bytes) of ``photo`` with
-    refine settings ``rs``, as a ``(1, 3, H, W)`` float tensor at the output size: smoothing,
+    refine settings ``rs`` (and the method's ``lift_settings``, default the job's), as a
+    ``(1, 3, H, W)`` float tensor at the output size: smoothing,
     the lift, detail transfer (the module docstring's steps). ``content``: the job's
     :class:`photostyle.stages.common.ContentPhotos`; ``cache`` keeps the current photo's
     full-size tensor and detail layers (entries are photo-major: once per photo, not per style
@@ -79,7 +81,7 @@ def refine_result(content, photo: dict, data: bytes, rs: dict, device, cache: di
         stylized = to_tensor(read_rgb(io.BytesIO(data)), device)  # from the bytes already read
         if smooth_at == "work":
             stylized = smooth(stylized, to_tensor(work, device), rs["smoothing"])
-        out = content.lift(photo, stylized, data).to(device)
+        out = content.lift(photo, stylized, data, lift_settings).to(device)
         if smooth_at == "full":
             out = smooth(out, full_t, rs["smoothing"])
         return detail_transfer(out, full_t, detail=detail, **dt) if rs["detail_transfer"] else out
@@ -95,7 +97,7 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
     from photostyle.core.tensors import to_uint8
     from photostyle.stages.common import ContentPhotos
 
-    per_method, shared, hashes = per_method_job(settings, "refine")  # lift settings are global too
+    per_method, shared, hashes = per_method_job(settings, "refine")  # lift.enabled is global
     job = start_job(shared)
     photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
     content = ContentPhotos(job.limits, shared["lift"], segment_index)
@@ -121,7 +123,8 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
 
     def compute(it: Item):
         p, data = it.data
-        return refine_result(content, p, data, per_method[it.row["method"]]["refine"], job.device, tensors)
+        m = per_method[it.row["method"]]
+        return refine_result(content, p, data, m["refine"], job.device, tensors, m["lift"])
 
     def write(it: Item, out) -> None:
         write_png_atomic(it.out, to_uint8(out), text=provenance_text(it.provenance))
