@@ -32,6 +32,21 @@ def test_the_schemas_lift_models_are_the_ones_the_lift_implements():
             validate_config({"lift": {"per_method": bad}})
 
 
+@pytest.mark.parametrize("section, fixed", [("refine", ()), ("lift", ("enabled",))])
+def test_a_per_method_override_accepts_exactly_the_sections_keys_and_values(section, fixed):
+    """The schema's override blocks ($defs refine_settings, lift_settings) are written beside their
+    section: each must allow every key of the section (but ``fixed`` ones), with the same types,
+    enums and bounds, and no defaults (an override holds only what it sets)."""
+    schema = full_schema()
+    props = schema["properties"][section]["properties"]
+    ref = props["per_method"]["additionalProperties"]["$ref"].rsplit("/", 1)[-1]
+    override = schema["$defs"][ref]["properties"]
+    bare = {k: {kk: vv for kk, vv in v.items() if kk not in ("default", "description")}
+            for k, v in props.items() if k not in ("per_method", *fixed)}
+    assert override == bare
+    assert not any("default" in v for v in override.values())
+
+
 def test_schema_method_names_and_blocks_come_from_the_registry():
     schema = full_schema()["properties"]
     assert schema["stylize"]["properties"]["methods"]["items"]["enum"] == list(REGISTRY)

@@ -166,7 +166,7 @@ def test_sixteen_bit_tiff_settings_read_the_raw_result_and_refuse_an_srgb_conver
     cfg = validate_config({"export": {"format": "tiff16"}})
     s = export.settings(cfg, {"reinhard": "refined", "mkl": "raw"})["methods"]
     assert s["reinhard"]["source"] == s["mkl"]["source"] == "raw"
-    own_lift = {k: v for k, v in cfg["lift"].items() if k != "per_method"}  # the method's lift settings (lift_for)
+    own_lift = {k: v for k, v in cfg["lift"].items() if k != "per_method"}  # the method's lift settings (method_section)
     assert "refine" in s["reinhard"] and "refine" not in s["mkl"] and s["reinhard"]["lift"] == own_lift
     eight = export.settings(validate_config({}), {"reinhard": "refined"})["methods"]["reinhard"]
     assert eight["source"] == "refined" and "refine" not in eight

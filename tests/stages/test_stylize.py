@@ -203,26 +203,26 @@ def test_declared_weights_are_resolved_once_and_recorded(shard, monkeypatch):
 
 def test_a_methods_own_lift_settings_are_the_ones_its_results_are_lifted_with():
     """ContentPhotos.lift fits with the settings it is given (a method's lift.per_method), else the
-    job's; lift_for merges a method's override over the global keys."""
+    job's; method_section merges a method's override over the global keys."""
     import numpy as np
     import torch
     from PIL import Image
 
     from photostyle.ops import lift as L
-    from photostyle.stages.common import ContentPhotos, lift_for
+    from photostyle.stages.common import ContentPhotos, method_section
 
     cfg = validate_config({"lift": {"radius": 4, "per_method": {"fast": {"model": "upsample"}}}})
-    assert lift_for(cfg["lift"], "fast") == {**{k: v for k, v in cfg["lift"].items() if k != "per_method"},
-                                             "model": "upsample"}
-    assert lift_for(cfg["lift"], "wct")["model"] == "auto" and lift_for(cfg["lift"], "wct")["radius"] == 4
+    assert method_section(cfg["lift"], "fast") == {**{k: v for k, v in cfg["lift"].items() if k != "per_method"},
+                                                   "model": "upsample"}
+    assert method_section(cfg["lift"], "wct")["model"] == "auto" and method_section(cfg["lift"], "wct")["radius"] == 4
     full = smooth_photo(90, 120, seed=4)
     work = np.asarray(Image.fromarray(full).resize((60, 45), Image.Resampling.LANCZOS))
     stylised = torch.from_numpy(np.ascontiguousarray(work[..., ::-1])).permute(2, 0, 1)[None].float() / 255
-    content = ContentPhotos(PhotoLimits.from_settings(cfg), cfg["lift"])
+    content = ContentPhotos(PhotoLimits.from_settings(cfg), method_section(cfg["lift"], "wct"))  # a job's settings
     content.images = lambda row: (full, work)
     content._label_map = lambda photo_id: None
     row = {"id": "p"}
-    own = content.lift(row, stylised, None, lift_for(cfg["lift"], "fast")).clone()
+    own = content.lift(row, stylised, None, method_section(cfg["lift"], "fast")).clone()
     expected = L.apply(L.fit(work, stylised, model="upsample"), full)
     assert torch.equal(own, expected)
     default = content.lift(row, stylised, None).clone()

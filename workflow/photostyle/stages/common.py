@@ -31,11 +31,12 @@ def job_settings(config: dict, seed: bool = True) -> dict:
 ITEM_KEY_PER_METHOD = ("photo_id", "style", "method")  # items of a shard job over every method
 
 
-def lift_for(lift_cfg: dict, method: str) -> dict:
-    """The effective lift settings of one method: the global keys with its ``lift.per_method``
-    override (``enabled`` is global: it decides every output's size)."""
-    base = {k: v for k, v in lift_cfg.items() if k != "per_method"}
-    return {**base, **lift_cfg.get("per_method", {}).get(method, {})}
+def method_section(section: dict, method: str) -> dict:
+    """The effective settings of one method in a config section with ``per_method`` overrides
+    (``refine``, ``lift``): the section's global keys with the method's override on top.
+    (``lift.per_method`` cannot set ``enabled``: it decides every output's size.)"""
+    base = {k: v for k, v in section.items() if k != "per_method"}
+    return {**base, **section.get("per_method", {}).get(method, {})}
 
 
 def per_method_job(settings: dict, stage: str) -> tuple[dict, dict, dict]:
@@ -152,7 +153,7 @@ class ContentPhotos:
         """``stylised`` ``(1, 3, h, w)`` at the working size, lifted to the output size (as is
         when the photo is at its working size already, or the lift is off); ``png`` the stylised
         file's bytes, for the colour map a method may have stored in it; ``settings`` the
-        method's own lift settings (:func:`lift_for`; default: the job's). The lifted tensor is
+        method's own lift settings (:func:`method_section`; default: the job's). The lifted tensor is
         this object's buffer, valid until its next lift (refine and export use it before:
         their items run one after the other); each result of a photo reuses it."""
         from photostyle.ops import lift as lift_ops
@@ -161,7 +162,7 @@ class ContentPhotos:
         full, work = self.images(row)
         if full.shape == work.shape:
             return stylised
-        s = {k: v for k, v in (settings or self.lift_settings).items() if k not in ("enabled", "per_method")}
+        s = {k: v for k, v in (settings or self.lift_settings).items() if k != "enabled"}
         found = self._label_map(row["id"])
         cmap = ColourMap.from_png(png) if png is not None else None
         model = lift_ops.fit(work, stylised, found[0] if found else None, colour_map=cmap, **s)

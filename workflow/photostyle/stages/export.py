@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts
-from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, lift_for, per_method_job, photo_major
+from photostyle.stages.common import ITEM_KEY_PER_METHOD, job_settings, method_section, per_method_job, photo_major
 from photostyle.stages.engine import PROV, Item, ShardJob, provenance_text
 
 SIXTEEN_BIT = ("tiff16",)  # formats with 16 bits per channel (photostyle.core.deliver writes them)
@@ -49,7 +49,7 @@ def variant_settings(config: dict, variant: str, method: str) -> dict:
     s = {"export": {k: v for k, v in ex.items() if k != "variant"}, "variant": variant, "source": source,
          **job_settings(config, seed=False)}
     # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
-    s["lift"] = lift_for(config["lift"], method) if source == "raw" else {"enabled": config["lift"]["enabled"]}
+    s["lift"] = method_section(config["lift"], method) if source == "raw" else {"enabled": config["lift"]["enabled"]}
     if source == "raw" and variant == "refined":  # refined here, as refine would
         s["refine"] = refine_stage.settings_for(config["refine"], method)
     return s

@@ -23,23 +23,22 @@ import io
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_png_atomic
-from photostyle.stages.common import INDEX_COLUMNS, ITEM_KEY_PER_METHOD, job_settings, lift_for, per_method_job, photo_major
+from photostyle.stages.common import INDEX_COLUMNS, ITEM_KEY_PER_METHOD, job_settings, method_section, per_method_job, photo_major
 from photostyle.stages.engine import Item, ShardJob, provenance_text
 
 
 def settings_for(refine_cfg: dict, method: str) -> dict:
     """The effective refinement settings of one method (global keys + per-method override)."""
-    base = {k: v for k, v in refine_cfg.items() if k != "per_method"}
+    merged = method_section(refine_cfg, method)
     override = refine_cfg.get("per_method", {}).get(method, {})
-    merged = {**base, **override}
     if "smoothing" in override:  # a partial smoothing override keeps the global keys it leaves out
-        merged["smoothing"] = {**base.get("smoothing", {}), **override["smoothing"]}
+        merged["smoothing"] = {**refine_cfg.get("smoothing", {}), **override["smoothing"]}
     return merged
 
 
 def method_settings(config: dict, method: str) -> dict:
     """What one method's refined images depend on (their provenance's config hash)."""
-    return {"refine": settings_for(config["refine"], method), "lift": lift_for(config["lift"], method),
+    return {"refine": settings_for(config["refine"], method), "lift": method_section(config["lift"], method),
             **job_settings(config, seed=False)}
 
 
