@@ -94,8 +94,9 @@ def make_method(name, params=None, *, seed=0, artifacts=None, weights_mode="rand
 
     cls = get_method(name)
     p = {**validate_config({})["methods"][name], **(params or {})}
-    weights = {n: resolve(n, weights_mode, "unused-weights-dir", seed, False) for n in cls.weights}
-    return cls(cls.parse(p), torch.device("cpu"), seed=seed, weights=weights, artifacts=artifacts)
+    parsed = cls.parse(p)
+    weights = {n: resolve(n, weights_mode, "unused-weights-dir", seed, False) for n in cls.weights_for(parsed)}
+    return cls(parsed, torch.device("cpu"), seed=seed, weights=weights, artifacts=artifacts)
 
 
 def method_for_job(name, params=None, *, seed=0, train_root="unused", styles=()):
@@ -117,3 +118,27 @@ def stylise(method, content, style, masks=None, state=None):
     state = method.prepare_style(style, "style") if state is None else state
     with torch.no_grad():
         return method(content, state, masks)
+
+
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
+
+
+def shared_weights_dir() -> Path:
+    """``../shared/weights`` (real pretrained networks, read-only). A test that needs them fails
+    when ``CI=true`` and they are missing (CI has them), and skips with the reason elsewhere."""
+    if (SHARED_WEIGHTS / "vgg16-imagenet" / "vgg16-imagenet-oxford.pth").exists():
+        return SHARED_WEIGHTS
+    msg = f"real pretrained weights not found at {SHARED_WEIGHTS} (the shared folder beside the project)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg + "; CI must have them")
+    pytest.skip(msg)
+
+
+def real_weights_cfg() -> dict:
+    """The config's ``weights`` section that finds the shared real weights and downloads nothing."""
+    return {"mode": "pretrained", "dir": "/nonexistent-weights", "download": False,
+            "search": [str(shared_weights_dir())]}
+
+
+def sample_photo(name: str = "coffee.jpg") -> np.ndarray:
+    return np.asarray(Image.open(REPO / "data" / "content" / name).convert("RGB"))

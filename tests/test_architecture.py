@@ -238,11 +238,11 @@ def test_a_job_instance_records_what_it_runs_on(name, tmp_path):
 
     style = "style_a-000000000000"
     m = method_for_job(name, train_root=tmp_path, styles=[style])
-    assert set(m.resolved) == set(m.weights)
+    assert set(m.resolved) == set(m.weights_for(m.params))
     assert all(r.is_random and r.provenance == "random, seed 0" for r in m.resolved.values())
     assert {a.path(tmp_path) for a in m.artifact_paths} == set(m.artifact_paths.values())
     if not m.artifact_paths:  # methods without trained models: the provenance is the weights alone
-        expected = "; ".join(f"{n}=random, seed 0" for n in m.weights) or "none"
+        expected = "; ".join(f"{n}=random, seed 0" for n in m.weights_for(m.params)) or "none"
         assert m.provenance(style) == expected
 
 

@@ -138,8 +138,10 @@ def decoder_artifacts(tmp_path, method_name: str, params: dict) -> dict:
     return paths
 
 
-@pytest.mark.parametrize("name,params", [("wct", {"levels": [2, 1]}), ("photowct", {"levels": [2, 1]}),
-                                         ("adain", {"level": 2})])
+@pytest.mark.parametrize("name,params", [("wct", {"levels": [2, 1], "encoder": "vgg19"}),
+                                         ("photowct", {"levels": [2, 1]}), ("adain", {"level": 2, "encoder": "vgg19"}),
+                                         ("wct", {"levels": [2, 1], "encoder": "cd16x"}),
+                                         ("adain", {"level": 2, "encoder": "cd16x"})])
 def test_methods_keep_odd_sizes_and_use_regions(tmp_path, name, params):
     params = {**validate_config({})["methods"][name], **params}
     method = make_method(name, params, artifacts=decoder_artifacts(tmp_path, name, params))
@@ -162,7 +164,7 @@ def test_universal_pipeline_trains_decoders_once_per_family_and_level(tiny_colle
     tmp, cfg_path, cfg = tiny_collection
     cfg = {**cfg, "stylize": {"methods": ["photowct", "adain"]}, "weights": {"mode": "random"},
            "segmentation": {"enabled": False},
-           "methods": {"photowct": {"levels": [2, 1]}, "adain": {"level": 2}},
+           "methods": {"photowct": {"levels": [2, 1]}, "adain": {"level": 2, "encoder": "vgg19"}},
            "decoders": {"steps": 3, "image_size": 32, "batch_size": 2, "checkpoint_every": 2},
            "refine": {"per_method": {"photowct": {"smoothing": {"mode": "exact"}}}}}
     cfg_path.write_text(yaml.safe_dump(cfg))
@@ -192,7 +194,7 @@ def test_universal_pipeline_trains_decoders_once_per_family_and_level(tiny_colle
 
 
 def test_decoders_trained_with_another_encoder_are_refused(tmp_path):
-    params = {**validate_config({})["methods"]["adain"], "level": 1}
+    params = {**validate_config({})["methods"]["adain"], "level": 1, "encoder": "vgg19"}
     arts = decoder_artifacts(tmp_path, "adain", params)
     (path,) = arts.values()
     save_decoder(path, Decoder(1, "upsample"), {"encoder": "vgg19=pretrained sha256:x"})

@@ -26,8 +26,8 @@ TINY = {  # small enough for a test, large enough that every family does real wo
     "dpst": {"style_layers": ["relu1_1", "relu2_1"], "content_layers": ["relu2_1"], "scales": 1, "work_side": 32,
              "iterations": 3},
     "fast": {},
-    "wct": {"levels": [2, 1]},
-    "adain": {"level": 2},
+    "wct": {"levels": [2, 1], "encoder": "vgg19"},
+    "adain": {"level": 2},  # on the shipped distilled networks
     "mkl": {},
 }
 

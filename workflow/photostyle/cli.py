@@ -133,7 +133,7 @@ def cmd_losses(a):
 def cmd_fetch_weights(a):
     from photostyle.core.weights import REGISTRY, fetch_all
 
-    names = sorted(REGISTRY) if a.names == ["all"] else a.names
+    names = sorted(n for n, s in REGISTRY.items() if s.url) if a.names == ["all"] else a.names
     for name, digest in fetch_all(names, a.weights_dir):
         print(f"{digest}  {name}")
 

@@ -54,12 +54,19 @@ class WeightSpec:
     # no digest is published: the file is used only once ``fetch-weights`` has recorded its
     # sha256 in SHA256SUMS (trust on first fetch), never as a file that merely turned up
     locked_on_fetch: bool = False
+    # a copy ships inside the package (``photostyle/_weights/<filename>``, with its licence), so an
+    # offline install has it; it is verified against ``sha256`` like any other file
+    shipped: bool = False
+    # how to obtain a file that has no download URL (shown in the error when it is missing)
+    how_to_get: str = ""
 
     def local_path(self, weights_dir: str | Path) -> Path:
         if self.source == "hf":
             return Path(weights_dir) / self.url / self.filename
         return Path(weights_dir) / self.filename
 
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "_weights"
 
 _TV = "https://download.pytorch.org/models/"
 REGISTRY: dict[str, WeightSpec] = {
@@ -84,6 +91,44 @@ for _opt in ("cat5", "sum"):  # MIT-licensed; no digest is published: the file's
         REGISTRY[f"wct2-{_part}-{_opt}"] = WeightSpec(
             f"wct2-{_part}-{_opt}", "url", _WCT2 + _file, _file,
             description=f"clovaai/WCT2 {_file} (wct2 with decoder: published, option {_opt})", locked_on_fetch=True)
+# Collaborative Distillation (Wang et al., CVPR 2020; MIT, licence in photostyle/_weights/collaborative-distillation):
+# VGG-19 encoders distilled 16x, one per level relu1_1..relu5_1, and the WCT decoder trained for each.
+# Upstream files are symlinks to these dated checkpoints; the URLs pin the commit.
+_CD = "https://github.com/MingSun-Tse/Collaborative-Distillation/raw/4a269dc90020721ef9b279b2926c62f5bcd6d209/trained_models/"
+_CD_FILES = {
+    "encoder": ("wct_se_16x_new", ["20191110-133713_E20", "20191110-132713_E20", "20191110-132705_E20",
+                                   "20191110-132643_E20", "20191109-211322_E20"]),
+    "decoder": ("wct_se_16x_new_sd", ["20191111-091942_E20", "20191111-091932_E20", "20191111-091929_E20",
+                                      "20191111-092553_E20", "20191110-204615_E20"]),
+}
+_CD_SHA256 = {
+    "decoder1": "05f26ad40044c019da0cf731372d5bd2ee4b477825c7f45508da70b1cd5a95fd",
+    "decoder2": "94dd26f0e69857f79bf284a43a3708aa05c09c2593427c7f6e400ad12ce314e6",
+    "decoder3": "005faba27859435762a8a9386116c00629cd8835a01617d0a71defa577c42174",
+    "decoder4": "902f65e2c6033d803d02df552eb898e5985190a7ae67d155e384826eec6f04cb",
+    "decoder5": "17fd0f81622f01366eb21cb4d40140ee38cf988ed6eaf266629709c397a8b485",
+    "encoder1": "f74755a65164a88e0db8cbb7d99d7078b9fa505df0953fac5123bfc7c84e0ea4",
+    "encoder2": "cb654af6bae77176f8c7721c965483e865b987f2f1612dda1ba0d0b5c3819a61",
+    "encoder3": "269cdd0e2634e3e1e5d3005b9e7eca0f4cc8077653fee1ac8c0cf1cbe9ab8758",
+    "encoder4": "d2f059cbcd6669556a43aadef58d20c8b280462c18b60a9e7424a14dd271cd6b",
+    "encoder5": "9417c34d0d8d621bc6af78be745f1b8d30f5f210efa01e50655c60eb3770816b",
+}
+for _part, (_folder, _dated) in _CD_FILES.items():
+    for _k, _stamp in enumerate(_dated, start=1):
+        REGISTRY[f"cd16x-{_part}{_k}"] = WeightSpec(
+            f"cd16x-{_part}{_k}", "url", f"{_CD}{_folder}/{_stamp}.pth", f"collaborative-distillation/{_part}{_k}.pth",
+            sha256=_CD_SHA256[f"{_part}{_k}"], shipped=True,
+            description=f"Collaborative Distillation 16x {_part}, relu{_k}_1 (MIT; shipped with the package)")
+# The ImageNet VGG-16 of Simonyan & Zisserman (CC BY 4.0, Visual Geometry Group, Oxford) as a
+# torchvision ``vgg16().features`` state dict with the Caffe preprocessing folded into conv1_1:
+# it takes torchvision-normalised RGB and its activations are at Caffe scale (about 255x torchvision's).
+REGISTRY["vgg16-oxford"] = WeightSpec(
+    "vgg16-oxford", "url", "", "vgg16-imagenet/vgg16-imagenet-oxford.pth",
+    sha256="74bb8793c0fa67ae6915865dbc73fd175c6b8cde687bf68c8613d68eb90b7c40",
+    description="ImageNet VGG-16 (Oxford VGG, CC BY 4.0), converted from Keras VGG16(weights='imagenet'); Caffe-scale",
+    how_to_get=("no download URL: convert Keras's VGG16(weights='imagenet') as docs/weights.md describes, "
+                "or use torchvision's VGG-16 (network: vgg16 falls back to 'vgg16-imagenet')"),
+)
 for _b in range(6):
     _repo = f"smp-hub/segformer-b{_b}-512x512-ade-160k"
     REGISTRY[f"segformer-b{_b}-ade20k"] = WeightSpec(
@@ -104,7 +149,7 @@ def read_sums(weights_dir: str | Path) -> dict[str, str]:
     for line in sums_file.read_text().splitlines():
         if line.strip():
             digest, name = line.split(maxsplit=1)
-            sums[name.strip()] = digest
+            sums[name.strip().removeprefix("./")] = digest
     return sums
 
 
@@ -161,6 +206,8 @@ def _reachable(host: str, timeout_s: float = 3.0) -> bool:
 
 
 def _download(spec: WeightSpec, weights_dir: Path) -> Path:
+    if not spec.url:
+        raise ConnectionError(spec.how_to_get or "this file has no download URL")
     host = _host_of(spec)
     if not _reachable(host):
         raise ConnectionError(f"{host} is not reachable from this machine")
@@ -192,15 +239,21 @@ class Resolved:
         return self.path is None
 
 
-def locate(spec: WeightSpec, weights_dir: str | Path, download: bool) -> Path:
-    """Find (or fetch) a verified copy of ``spec``; raise :class:`WeightsUnavailable` if none."""
+def locate(spec: WeightSpec, weights_dir: str | Path, download: bool, search=()) -> Path:
+    """Find (or fetch) a verified copy of ``spec``; raise :class:`WeightsUnavailable` if none.
+
+    Looked up in ``weights_dir``, then each read-only folder of ``search`` (each may hold a
+    SHA256SUMS that is honoured), then the copy shipped with the package, then the caches."""
     weights_dir = Path(weights_dir)
     tried = []
     local = spec.local_path(weights_dir)
-    for cand in [local, *_cache_candidates(spec)]:
+    dirs = [weights_dir, *(Path(d) for d in search)]
+    if spec.shipped:
+        dirs.append(SHIPPED_DIR)
+    for cand, base in [*((spec.local_path(d), d) for d in dirs), *((c, None) for c in _cache_candidates(spec))]:
         tried.append(str(cand))
         if cand.exists():
-            verify(spec, cand, weights_dir if cand == local else None)
+            verify(spec, cand, base)
             return cand
     if download:
         try:
@@ -213,14 +266,40 @@ def locate(spec: WeightSpec, weights_dir: str | Path, download: bool) -> Path:
             tried.append(f"download from {spec.url} failed: {exc.__class__.__name__}: {exc}")
     raise WeightsUnavailable(
         f"pretrained weights '{spec.name}' not found.\n"
-        f"  file: {spec.filename}\n  source: {spec.url}\n"
+        f"  file: {spec.filename}\n  source: {spec.url or spec.how_to_get}\n"
         f"  place it at: {local}\n"
         f"  (or run `snakemake fetch_weights` on a machine with internet access)\n"
         f"  looked in: " + "; ".join(tried)
     )
 
 
-def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: bool = True) -> Resolved:
+def resolve_cfg(name: str, weights_cfg: dict, seed: int) -> Resolved:
+    """:func:`resolve` with the config's ``weights`` section (``mode``, ``dir``, ``download``, ``search``)."""
+    w = weights_cfg
+    return resolve(name, w["mode"], w["dir"], seed, w["download"], w.get("search", ()))
+
+
+# registry entries each network can run on, in order of preference: the Oxford VGG-16 (Caffe-scale
+# activations, available offline) before torchvision's (downloadable); losses built on these are
+# scale-free, so either serves
+NETWORK_WEIGHTS = {"vgg16": ("vgg16-oxford", "vgg16-imagenet"), "vgg19": ("vgg19-imagenet",)}
+
+
+def resolve_network(arch: str, weights_cfg: dict, seed: int) -> Resolved:
+    """The first of ``NETWORK_WEIGHTS[arch]`` that is obtainable; else what ``weights.mode`` says
+    of the last one (an error for ``pretrained``, seeded random weights with a warning for ``auto``)."""
+    names = NETWORK_WEIGHTS[arch]
+    if weights_cfg["mode"] != "random":
+        for name in names[:-1]:
+            try:
+                return resolve_cfg(name, {**weights_cfg, "mode": "pretrained"}, seed)
+            except WeightsUnavailable:
+                continue
+    return resolve_cfg(names[-1], weights_cfg, seed)
+
+
+def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: bool = True,
+            search=()) -> Resolved:
     """Decide which weights a model gets, according to ``weights.mode``."""
     if name not in REGISTRY:
         raise KeyError(f"unknown weights '{name}'; known: {', '.join(sorted(REGISTRY))}")
@@ -229,7 +308,7 @@ def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: 
     if mode == "random":
         return Resolved(spec, None, random_prov)
     try:
-        path = locate(spec, weights_dir, download)
+        path = locate(spec, weights_dir, download, search)
     except WeightsUnavailable as exc:
         if mode == "pretrained":
             raise

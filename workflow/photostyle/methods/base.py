@@ -120,6 +120,11 @@ class Method:
         return cls.Params(**(block or {}))
 
     @classmethod
+    def weights_for(cls, params: Any) -> tuple[str, ...]:
+        """The registry names this method resolves with ``params`` (``weights`` by default)."""
+        return cls.weights
+
+    @classmethod
     def artifacts(cls, params: Any, styles: list[str]) -> list[Artifact]:
         """The trained models this method needs with ``params`` for ``styles`` (none by default)."""
         return []
@@ -144,10 +149,10 @@ class Method:
         """The instance a stylize job uses: ``settings`` as the rule passes them (``params``,
         ``seed``, ``weights``), the declared weights resolved once (recorded in every output's
         provenance, random ones included) and the artifacts of ``styles`` under ``train_root``."""
-        from photostyle.core.weights import resolve
+        from photostyle.core.weights import resolve_cfg
 
         params, seed, w = cls.parse(settings["params"]), settings["seed"], settings.get("weights", {})
-        weights = {n: resolve(n, w["mode"], w["dir"], seed, w["download"]) for n in cls.weights}
+        weights = {n: resolve_cfg(n, w, seed) for n in cls.weights_for(params)}
         artifacts = {a: a.path(train_root) for a in cls.artifacts(params, styles)}
         return cls(params, device, seed=seed, weights=weights, artifacts=artifacts)
 

@@ -1,6 +1,14 @@
-"""Universal methods ``wct``, ``photowct`` and ``adain``: no per-style training, one VGG-19
-encoder (pretrained weights from the resolver) and decoders trained once per family and level
-on the user's collection (artifacts of the ``decoder`` trainer). Networks load once per job,
+"""Universal methods ``wct``, ``wct_photo``, ``photowct`` and ``adain``: no per-style training.
+
+Two encoder families (``encoder``):
+
+* ``cd16x`` (default of ``wct``, ``wct_photo``, ``adain``): Collaborative Distillation's
+  distilled VGG-19 encoders, one per level, with their published decoders
+  (:mod:`photostyle.nets.distilled`; MIT, shipped with the package): real style transfer out of
+  the box, no training job;
+* ``vgg19``: one VGG-19 encoder (pretrained weights from the resolver) and decoders trained
+  once per family and level on the user's collection (artifacts of the ``decoder`` trainer);
+  ``photowct`` always uses it (its unpooling decoders need VGG-19's pooling indices). Networks load once per job,
 style statistics once per style (networks in :mod:`photostyle.nets.universal`, transforms in
 :mod:`photostyle.ops.wct`).
 
@@ -26,6 +34,8 @@ ALPHA = {"$ref": "#/$defs/universal/alpha"}
 EPS = {"$ref": "#/$defs/universal/eps"}
 LEVELS = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": [1, 2, 3, 4, 5]}}
 LEVELS_DOC = "encoder levels relu<k>_1, applied in this order (coarse to fine)"
+ENCODER_DOC = ("cd16x: Collaborative Distillation's distilled encoders and published decoders (shipped, no "
+               "training); vgg19: VGG-19 with decoders trained by the pipeline (train_model, trainer decoder)")
 
 
 class Universal(Method):
@@ -40,9 +50,35 @@ class Universal(Method):
         return list(params.levels)
 
     @classmethod
+    def weights_for(cls, params) -> tuple[str, ...]:
+        if params.encoder == "cd16x":
+            return tuple(f"cd16x-{part}{lv}" for lv in sorted(set(cls.levels(params))) for part in ("encoder", "decoder"))
+        return cls.weights
+
+    @classmethod
     def artifacts(cls, params, styles):
+        if params.encoder == "cd16x":  # published decoders: nothing to train
+            return []
         return [Artifact("decoder", f"{cls.family}/relu{lv}_1", None, (("family", cls.family), ("level", lv)))
                 for lv in sorted(set(cls.levels(params)))]
+
+    def _distilled(self):
+        """Per level, the distilled encoder and its decoder (once per job)."""
+        if getattr(self, "_cd", None) is None:
+            from photostyle.nets.distilled import load
+
+            self._cd = {lv: tuple(load(part, lv, self.resolved[f"cd16x-{part}{lv}"], self.seed).to(self.device)
+                                  for part in ("encoder", "decoder"))
+                        for lv in sorted(set(self.levels(self.params)))}
+        return self._cd
+
+    def _coders(self):
+        """``{level: (encode(x) -> (features, pools), decode(features, pools) -> image)}``."""
+        if self.params.encoder == "cd16x":
+            return {lv: ((lambda x, e=enc: (e(x), None)), (lambda f, pools, d=dec: d(f)))
+                    for lv, (enc, dec) in self._distilled().items()}
+        encoder, decoders = self._models()
+        return {lv: ((lambda x, lv=lv: encoder.encode(x, lv)), dec) for lv, dec in decoders.items()}
 
     def _models(self):
         if getattr(self, "_encoder", None) is None:  # once per job
@@ -68,20 +104,21 @@ class Universal(Method):
         from photostyle.core.tensors import pad_to_multiple
         from photostyle.ops.wct import transform
 
-        encoder, decoders = self._models()
+        coders = self._coders()
         levels = self.levels(self.params)
         alpha, eps = self.params.alpha, self.params.eps
         x, h, w = pad_to_multiple(content, 2 ** (max(levels) - 1))
         feats = style.cache.setdefault("style_features", {})
         stats = style.cache.setdefault("style_stats", {})
         for level in levels:
+            encode, decode = coders[level]
             if level not in feats:
-                feats[level] = encoder.encode(style.image, level)[0]
-            fc, pools = encoder.encode(x, level)
+                feats[level] = encode(style.image)[0]
+            fc, pools = encode(x)
             t = transform(fc, feats[level], self.kind, eps, masks, stats, key=(self.kind, level))
             if alpha < 1:
                 t = torch.lerp(fc, t, alpha)
-            x = decoders[level](t, pools)
+            x = decode(t, pools)
         return x[..., :h, :w].clamp(0, 1)
 
 
@@ -96,6 +133,7 @@ class WCT(Universal):
         levels: list = param([5, 4, 3, 2, 1], LEVELS_DOC, **LEVELS)
         alpha: float = param(1.0, **ALPHA)
         eps: float = param(1.0e-5, **EPS)
+        encoder: str = param("cd16x", ENCODER_DOC, enum=["cd16x", "vgg19"])
 
 
 class PhotoWCT(WCT):
@@ -108,6 +146,8 @@ class PhotoWCT(WCT):
     @dataclass(frozen=True)
     class Params(WCT.Params):
         levels: list = param([4, 3, 2, 1], LEVELS_DOC, **LEVELS)
+        encoder: str = param("vgg19", "unpooling decoders need VGG-19's pooling indices: vgg19 only",
+                             enum=["vgg19"])
 
 
 class AdaIN(Universal):
@@ -121,7 +161,21 @@ class AdaIN(Universal):
         level: int = param(4, "encoder level relu<k>_1", enum=[1, 2, 3, 4, 5])
         alpha: float = param(1.0, **ALPHA)
         eps: float = param(1.0e-5, **EPS)
+        encoder: str = param("cd16x", ENCODER_DOC, enum=["cd16x", "vgg19"])
 
     @classmethod
     def levels(cls, params) -> list[int]:
         return [params.level]
+
+
+class WCTPhoto(WCT):
+    name = "wct_photo"
+    description = ("photorealistic WCT on the distilled encoders: per matched region, the fine levels only "
+                   "(relu3_1, relu2_1, relu1_1); pair it with refine smoothing (exact removes the glow along "
+                   "high-contrast edges best, guided is 30x faster), then the lift and detail transfer")
+    citation = ("Wang, Li, Wang, Hu, Yang: Collaborative Distillation for Ultra-Resolution Universal Style "
+                "Transfer, CVPR 2020; Li et al., NeurIPS 2017")
+
+    @dataclass(frozen=True)
+    class Params(WCT.Params):
+        levels: list = param([3, 2, 1], LEVELS_DOC, **LEVELS)

@@ -39,12 +39,12 @@ class WCT2(Method):
     def for_job(cls, settings, device, styles, train_root):
         method = super().for_job(settings, device, styles, train_root)
         if method.params.decoder == "published":  # the published pair, resolved (and recorded) like any weights
-            from photostyle.core.weights import resolve
+            from photostyle.core.weights import resolve_cfg
 
             w, opt = settings.get("weights", {}), method.params.option
             for part in ("encoder", "decoder"):
                 name = f"wct2-{part}-{opt}"
-                method.resolved[name] = resolve(name, w["mode"], w["dir"], settings["seed"], w["download"])
+                method.resolved[name] = resolve_cfg(name, w, settings["seed"])
         return method
 
     def _models(self):

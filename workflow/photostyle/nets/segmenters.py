@@ -261,7 +261,7 @@ class LabelSegmenter(Segmenter):
 
 def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmenter:
     """The configured segmenter, with its weights resolved (or the documented fallback)."""
-    from photostyle.core.weights import load_state_dict, resolve
+    from photostyle.core.weights import load_state_dict, resolve_cfg
 
     model = cfg["model"]
     table = load_groups(cfg["groups_file"])
@@ -276,7 +276,7 @@ def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmente
             raise ValueError("segmentation.model: labels needs segmentation.labels_dir")
         return LabelSegmenter(cfg["labels_dir"], table, cfg.get("labels_format", "auto"))
     wname = f"segformer-{cfg['segformer_variant']}-ade20k" if model == "segformer-ade20k" else "deeplabv3-resnet101-coco"
-    resolved = resolve(wname, weights_cfg["mode"], weights_cfg["dir"], seed, weights_cfg["download"])
+    resolved = resolve_cfg(wname, weights_cfg, seed)
     if resolved.is_random and weights_cfg["mode"] == "auto":
         kmeans.provenance = f"none (kmeans: {wname} weights unavailable)"
         log.warning("segmentation: %s weights unavailable; using the weight-free kmeans segmentation", wname)

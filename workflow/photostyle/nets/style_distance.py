@@ -1,6 +1,8 @@
-"""VGG-19 Gram-matrix style distance (Gatys et al.) between an output and its style photo.
+"""VGG Gram-matrix style distance (Gatys et al.) between an output and its style photo.
 
-The encoder comes from the weights resolver (``vgg19-imagenet``); with random weights the
+The network (``vgg16``: the Oxford ImageNet VGG-16, else torchvision's; ``vgg19``) comes from
+the weights resolver; the distance is relative (scale-free), so it means the same on either
+file's activation scale. With random weights the
 distance is still computed but every row records ``random, seed N`` in ``style_dist_weights``,
 so nobody mistakes it for the perceptual measure. Images are compared at ``short_side`` px.
 """
@@ -13,12 +15,12 @@ import torch.nn.functional as F
 
 from photostyle.nets.vgg import VGGFeatures, gram
 
-LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 class GramDistance:
-    def __init__(self, weights_cfg: dict, seed: int, short_side: int, device):
-        self.net = VGGFeatures.load("vgg19", weights_cfg, seed, last=LAYERS[-1]).to(device)
+    def __init__(self, weights_cfg: dict, seed: int, short_side: int, device, network: str = "vgg16"):
+        self.net = VGGFeatures.load(network, weights_cfg, seed, last=LAYERS[-1]).to(device)
         self.provenance = self.net.provenance
         self.short_side, self.device = short_side, device
 

@@ -14,9 +14,10 @@ import torch
 import torch.nn as nn
 
 from photostyle.core.tensors import imagenet_normalize
-from photostyle.core.weights import Resolved, load_state_dict, resolve
+from photostyle.core.weights import Resolved, load_state_dict, resolve_network
 
 ARCH_WEIGHTS = {"vgg16": "vgg16-imagenet", "vgg19": "vgg19-imagenet"}
+
 _CFG = {"vgg16": "D", "vgg19": "E"}
 
 
@@ -77,7 +78,7 @@ class VGGFeatures(nn.Module):
     def load(cls, arch: str, weights_cfg: dict, seed: int, last: str) -> "VGGFeatures":
         """Resolve the weights according to the config's ``weights`` section, then build."""
         w = weights_cfg
-        return cls(arch, resolve(ARCH_WEIGHTS[arch], w["mode"], w["dir"], seed, w["download"]), seed, last)
+        return cls(arch, resolve_network(arch, w, seed), seed, last)
 
     def forward(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         wanted = set(layers)

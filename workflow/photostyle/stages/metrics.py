@@ -5,7 +5,8 @@ their aggregation.
 Columns of ``per_image.csv``: ``ssim_lum`` (structure kept), ``grad_corr`` (edges kept),
 ``colour_dist`` (sliced Wasserstein distance in CIELAB to the style photo) and its baseline
 ``colour_dist_content``, ``colour_dist_regions`` (per matched region pair), ``style_dist``
-(VGG-19 Gram distance; ``style_dist_weights`` says which weights computed it), runtimes,
+(VGG-16 Gram distance at relu1_1..relu5_1, relative so that it does not depend on the
+network file's activation scale; ``style_dist_weights`` says which weights computed it), runtimes,
 peak memory and provenance. See :mod:`photostyle.ops.measures` for the definitions.
 """
 
@@ -19,6 +20,8 @@ from photostyle.stages.common import job_settings, matching_settings, read_style
 from photostyle.stages.engine import Item, ShardJob
 
 log = logging.getLogger(__name__)
+
+STYLE_NETWORK = "vgg16"  # the Oxford ImageNet VGG-16 where present, else torchvision's (core.weights.NETWORK_WEIGHTS)
 
 METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content", "colour_dist_regions", "style_dist")
 PER_IMAGE_COLUMNS = (
@@ -112,18 +115,18 @@ def run_metrics_shard(shard_table, style_tables: list[str], indexes: list[str], 
 
 
 def _gram_distance(settings: dict, style_img: dict):
-    """The VGG-19 Gram distance with every style's Gram matrices; None when it is off; a note
+    """The VGG-16 Gram distance with every style's Gram matrices; None when it is off; a note
     saying why when ``auto`` finds no pretrained weights (random weights measure nothing)."""
     m = settings["metrics"]
     if m.get("style_distance") is False:
         return None
     if m.get("style_distance") == "auto":  # decided without importing torch
-        from photostyle.core.weights import resolve
+        from photostyle.core.weights import resolve_network
 
         w = settings["weights"]
-        if resolve("vgg19-imagenet", w["mode"], w["dir"], settings["seed"], w["download"]).is_random:
-            log.warning("style distance not computed: no pretrained VGG-19 weights")
-            return ("not computed: no pretrained VGG-19 (random weights measure nothing; "
+        if resolve_network(STYLE_NETWORK, w, settings["seed"]).is_random:
+            log.warning("style distance not computed: no pretrained VGG-16 weights")
+            return ("not computed: no pretrained VGG-16 (random weights measure nothing; "
                     "metrics.style_distance: true computes it anyway)")
 
     import torch
@@ -133,7 +136,8 @@ def _gram_distance(settings: dict, style_img: dict):
 
     apply_threads()
     torch.set_grad_enabled(False)
-    gram = GramDistance(settings["weights"], settings["seed"], m["style_short_side"], select_device(settings["device"]))
+    gram = GramDistance(settings["weights"], settings["seed"], m["style_short_side"], select_device(settings["device"]),
+                        network=STYLE_NETWORK)
     gram.style_grams = {sid: gram.grams(img) for sid, img in style_img.items() if img is not None}
     return gram
 
