@@ -113,8 +113,8 @@ for _m, _arts in ARTIFACTS.items():  # style domains: their listings, rewritten 
 wildcard_constraints:
     kind="content|style",
     shard="[0-9a-f]{8}",  # content shard (see photostyle.core.collection)
-    style="[A-Za-z0-9_]+-[0-9a-f]{12}",  # style photo id
-    part="[0-9a-f]{8}|[A-Za-z0-9_]+-[0-9a-f]{12}",  # ingest unit: a content shard or a style
+    style="[A-Za-z0-9][A-Za-z0-9_]*(-[0-9a-f]{12})?",  # style id (photostyle.core.collection.style_ids)
+    part="[0-9a-f]{8}|[A-Za-z0-9][A-Za-z0-9_]*(-[0-9a-f]{12})?",  # ingest unit: a content shard or a style
     method="|".join(sorted(METHOD_REGISTRY)),
     trainer="|".join(sorted(train_stage.TRAINERS)),
     key="[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",  # an artifact's folder under results/train/<trainer>/
