@@ -125,3 +125,26 @@ def test_missing_content_folder_stops_the_run(tiny_collection):
     proc = run_snakemake(workdir, cfg_path, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "content_dir" in proc.stdout + proc.stderr and "photoz" in proc.stdout + proc.stderr
+
+
+def test_scientific_notation_from_yaml_is_a_number():
+    """PyYAML (YAML 1.1) reads 1e4, 1.0e9 and 1e-6 as strings; the config takes them as numbers."""
+    import yaml
+
+    text = ("methods:\n  dpst: {photorealism_weight: 1e4, matting_eps: 1e-7}\n  mkl: {eps: 1e-6}\n"
+            "ingest: {max_megapixels: 1.0e2, shard_size: 5e2}\n")
+    raw = yaml.safe_load(text)
+    assert raw["methods"]["dpst"]["photorealism_weight"] == "1e4"  # what PyYAML gives
+    cfg = validate_config(raw)
+    assert cfg["methods"]["dpst"]["photorealism_weight"] == 1e4
+    assert cfg["methods"]["dpst"]["matting_eps"] == 1e-7 and cfg["methods"]["mkl"]["eps"] == 1e-6
+    assert cfg["ingest"]["max_megapixels"] == 100.0
+    assert cfg["ingest"]["shard_size"] == 500 and isinstance(cfg["ingest"]["shard_size"], int)
+    assert validate_config(yaml.safe_load("ingest: {max_decode_megapixels: 1.0e9}"))["ingest"]["max_decode_megapixels"] == 1e9
+
+
+def test_a_string_that_is_no_number_is_still_refused():
+    with pytest.raises(ConfigError, match=r"methods\.dpst\.photorealism_weight.*'abc', which is not a number"):
+        validate_config({"methods": {"dpst": {"photorealism_weight": "abc"}}})
+    with pytest.raises(ConfigError, match=r"ingest\.shard_size"):  # an integer field: 2.5e0 is no integer
+        validate_config({"ingest": {"shard_size": "2.5e0"}})

@@ -2,7 +2,7 @@ import os
 import time
 import unicodedata
 
-from photostyle.core.collection import assign_shards, photo_id, read_listing, sync_listings
+from photostyle.core.collection import assign_shards, photo_id, read_listing, style_ids, sync_listings
 
 
 def test_photo_ids_are_safe_and_distinct():
@@ -96,8 +96,19 @@ def test_sync_listings_keeps_unchanged_listings_untouched(tmp_path):
     assert sorted(listed) == sorted(os.listdir(root))
 
 
-def test_sync_listings_per_file_names_shards_by_photo_id(tmp_path):
+def test_sync_listings_per_file_names_shards_by_style_id(tmp_path):
+    """A style is named by its file's stem; a digest is added only where two stems clash
+    (issue 27, item 4)."""
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "golden hour.jpg").write_bytes(b"1")
+    (tmp_path / "s" / "Night.png").write_bytes(b"1")
     shards = sync_listings(tmp_path / "s", tmp_path / "l", per_file=True)
-    assert list(shards) == [photo_id("golden hour.jpg")]
+    assert sorted(shards) == ["Night", "golden_hour"]
+    (tmp_path / "s" / "x").mkdir()
+    (tmp_path / "s" / "x" / "golden_hour.png").write_bytes(b"1")  # same stem: both get the digest
+    (tmp_path / "s" / "night.jpg").write_bytes(b"1")  # differs only in case: both get the digest
+    shards = sync_listings(tmp_path / "s", tmp_path / "l", per_file=True)
+    expected = {photo_id(p): [p] for p in ("golden hour.jpg", "x/golden_hour.png", "Night.png", "night.jpg")}
+    assert {s: [e.relpath for e in es] for s, es in shards.items()} == expected
+    assert sorted(p.stem for p in (tmp_path / "l").glob("*.csv")) == sorted(expected)
+    assert style_ids(["b/a.jpg", "a.jpg", "c.jpg"]) == style_ids(["c.jpg", "a.jpg", "b/a.jpg"])  # order-free

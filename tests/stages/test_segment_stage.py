@@ -167,3 +167,35 @@ def test_style_distance_auto_is_skipped_with_random_weights_and_says_why(corpus)
         if computed:
             assert m["style_dist_weights"] == "random, seed 0"
 
+
+
+def test_a_label_map_a_pixel_off_is_resized_with_a_warning(corpus):
+    """DPST's own examples pair a 700x393 map with a 700x394 photo: the map is resized (nearest)
+    and the output says so; a map of another shape is still an error (issue 27, item 8)."""
+    tmp_path, cfg, sid = corpus
+    photo = np.zeros((394, 700, 3))
+    photo[:197], photo[197:] = (0.3, 0.5, 0.8), (0.3, 0.6, 0.3)
+    save((photo * 255).astype(np.uint8), tmp_path / "c" / "a.png")
+    save(_mask(393, 700, "red", "blue"), tmp_path / "labels" / "a.png")
+    (tmp_path / "labels" / "a.jpg").unlink()
+    (shard,) = sync_listings(tmp_path / "c", tmp_path / "lc", 100)
+    ingest_listing(tmp_path / "lc" / f"{shard}.csv", tmp_path / "c", "content", shard,
+                   PhotoLimits.from_settings(cfg), tmp_path / "content.csv")
+    indexes = _segment(tmp_path, cfg)
+    (seg_row,) = read_csv_dicts(indexes[0])
+    assert seg_row["status"] == "ok", seg_row["error"]
+    assert seg_row["warning"] == "label map a.png is 700x393, photo is 700x394: resized (nearest neighbour)"
+    (row,) = _stylize(tmp_path, cfg, indexes)
+    assert row["status"] == "ok" and row["regions"] == "blue>blue;red>red" and row["warning"] == seg_row["warning"]
+    out = tmp_path / "m.csv"  # the warning reaches the issues list
+    metrics_stage.run_metrics_shard(tmp_path / "content.csv", [tmp_path / "style.csv"],
+                                    [str(tmp_path / "o" / "_index" / "mkl" / "x.csv")],
+                                    metrics_stage.settings(cfg), out, indexes)
+    metrics_stage.aggregate([out], tmp_path / "pi.csv", tmp_path / "sum.csv", tmp_path / "issues.csv")
+    (issue,) = read_csv_dicts(tmp_path / "issues.csv")
+    assert issue["warning"] == seg_row["warning"]
+    table = load_groups("config/segmentation_groups.yaml")
+    seg = LabelSegmenter(tmp_path / "labels", table, "dpst")
+    with pytest.raises(Exception, match="is 700x380, photo is 700x394"):  # 3.6 % off: not rounding
+        save(_mask(380, 700, "red", "blue"), tmp_path / "labels" / "a.png")
+        seg.segment((photo * 255).astype(np.uint8), {"relpath": "a.png", "id": "a"})

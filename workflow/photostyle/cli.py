@@ -152,6 +152,9 @@ def cmd_weights_status(a):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="photostyle", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--gpu", type=int, default=None,
+                   help="GPUs the job was given (the rule's gpu resource); 0: torch runs on the CPU whatever "
+                        "the config's device says, so a job without the GPU token never uses the GPU")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch and the Numba kernels (the rule's threads; 0: their defaults)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -268,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.gpu == 0:  # read by each job's set-up (photostyle.core.device.start_job)
+        os.environ["PHOTOSTYLE_CPU_ONLY"] = "1"
     if args.threads > 0:  # applied by each job's set-up (photostyle.core.device.apply_threads)
         os.environ["PHOTOSTYLE_THREADS"] = str(args.threads)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -113,8 +113,8 @@ for _m, _arts in ARTIFACTS.items():  # style domains: their listings, rewritten 
 wildcard_constraints:
     kind="content|style",
     shard="[0-9a-f]{8}",  # content shard (see photostyle.core.collection)
-    style="[A-Za-z0-9_]+-[0-9a-f]{12}",  # style photo id
-    part="[0-9a-f]{8}|[A-Za-z0-9_]+-[0-9a-f]{12}",  # ingest unit: a content shard or a style
+    style="[A-Za-z0-9][A-Za-z0-9_]*(-[0-9a-f]{12})?",  # style id (photostyle.core.collection.style_ids)
+    part="[0-9a-f]{8}|[A-Za-z0-9][A-Za-z0-9_]*(-[0-9a-f]{12})?",  # ingest unit: a content shard or a style
     method="|".join(sorted(METHOD_REGISTRY)),
     trainer="|".join(sorted(train_stage.TRAINERS)),
     key="[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",  # an artifact's folder under results/train/<trainer>/
@@ -205,6 +205,23 @@ def refine_enabled(method):
 
 REFINED = [m for m in METHODS if refine_enabled(m)]  # methods with a refine step
 EXPORT_VARIANTS = {m: export_stage.variant_for(config, m in REFINED) for m in METHODS}
+
+# --- resources: a job requests the GPU (resources gpu=1) only where its work runs on one, and
+# never with device: cpu. Each job passes its request to the CLI (--gpu), and a job given none
+# runs on the CPU, so CPU jobs (reinhard, mkl, quilting, export, k-means) never wait for the GPU
+# token nor go to a GPU partition. Decided once per DAG build: the rules read constants and one
+# dict lookup per stylize job.
+GPU_ON = config["device"] != "cpu"
+STYLIZE_GPU = {m: int(GPU_ON and METHOD_REGISTRY[m].uses_gpu) for m in METHODS}  # Method.uses_gpu
+SEGMENT_GPU = int(GPU_ON and SEGMENT and config["segmentation"]["model"] in segment_stage.NETWORKS)
+REFINE_GPU = int(GPU_ON)  # smoothing (CG), lift and domain transform run in torch on the job's device
+EXPORT_GPU = 0  # re-lifts the odd tiff16 result: not worth holding the GPU for
+TRAIN_GPU = int(GPU_ON)
+
+
+@job_function
+def stylize_gpu(wildcards):
+    return STYLIZE_GPU[wildcards.method]
 
 
 def outputs_of(shard):

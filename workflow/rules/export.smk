@@ -11,7 +11,7 @@ rule export:
         settings=stage_settings("export", tuple(EXPORT_VARIANTS.items())),
         code=stage_code("stages.export"),
     resources:
-        gpu=1,
+        gpu=EXPORT_GPU,
     threads: 2  # CPU threads for torch (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/export/{{shard}}.log",
@@ -20,6 +20,6 @@ rule export:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} export --shard-table {input.shard:q} --source-indexes {input.sources:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} export --shard-table {input.shard:q} --source-indexes {input.sources:q}"
         " --settings {params.settings:q} --index {output:q} --code-version {params.code:q}"
         " --segment-index {input.segments:q} 2> {log:q}"

@@ -12,7 +12,7 @@ rule refine:
         settings=stage_settings("refine", tuple(REFINED)),
         code=stage_code("stages.refine"),
     resources:
-        gpu=1,
+        gpu=REFINE_GPU,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/refine/{{shard}}.log",
@@ -21,6 +21,6 @@ rule refine:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} refine --shard-table {input.shard:q} --stylize-indexes {input.indexes:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} refine --shard-table {input.shard:q} --stylize-indexes {input.indexes:q}"
         " --settings {params.settings:q} --index {output:q} --code-version {params.code:q}"
         " --segment-index {input.segments:q} 2> {log:q}"

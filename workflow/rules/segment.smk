@@ -8,7 +8,7 @@ rule segment:
         settings=stage_settings("segment"),
         code=stage_code("stages.segment"),
     resources:
-        gpu=1,
+        gpu=SEGMENT_GPU,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/segment/{{kind}}/{{part}}.log",
@@ -17,7 +17,7 @@ rule segment:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} segment --table {input:q} --kind {wildcards.kind} --settings {params.settings:q}"
         " --index {output:q} --code-version {params.code:q} 2> {log:q}"
 
 

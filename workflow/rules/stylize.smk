@@ -13,7 +13,7 @@ rule stylize:
         code=stylize_code,
         train_root=TRAIN,
     resources:
-        gpu=1,
+        gpu=stylize_gpu,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/stylize/{{method}}/{{shard}}.log",
@@ -22,7 +22,7 @@ rule stylize:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q}"
         " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
         " --train-root {params.train_root:q} 2> {log:q}"

@@ -13,7 +13,7 @@ rule train_model:
         root=TRAIN_ROOT,
         args=train_args,
     resources:
-        gpu=1,
+        gpu=TRAIN_GPU,
     threads: 2  # CPU threads for torch and the Numba kernels (capped at --cores); profiles override (set-threads)
     log:
         f"{RESULTS}/logs/train_model/{{trainer}}/{{key}}.log",
@@ -22,6 +22,6 @@ rule train_model:
     conda:
         CONDA_ENV
     shell:
-        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} train --trainer {wildcards.trainer} --key {wildcards.key:q} {params.args}"
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} train --trainer {wildcards.trainer} --key {wildcards.key:q} {params.args}"
         " --listing {input.listing:q} --root {params.root:q} --settings {params.settings:q}"
         " --model {output.model:q} --losses {output.losses:q} --code-version {params.code:q} 2> {log:q}"

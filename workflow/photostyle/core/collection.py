@@ -55,13 +55,30 @@ def photo_id(relpath: str) -> str:
     folders differ and ``../`` or separators can never reach a path.
     """
     rel = _norm(relpath)
-    stem = rel.rsplit("/", 1)[-1]
+    digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:12]
+    return f"{slug_of(rel)}-{digest}"
+
+
+def slug_of(relpath: str) -> str:
+    """ASCII slug of the file stem: accents folded, anything else ``_``, at most 40 characters."""
+    stem = _norm(relpath).rsplit("/", 1)[-1]
     if "." in stem.lstrip("."):
         stem = stem[: stem.rfind(".")]
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    slug = _SLUG_BAD.sub("_", ascii_stem).strip("_")[:40] or "photo"
-    digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:12]
-    return f"{slug}-{digest}"
+    return _SLUG_BAD.sub("_", ascii_stem).strip("_")[:40] or "photo"
+
+
+def style_ids(relpaths) -> dict[str, str]:
+    """Relative path -> style id: the slug of the file stem (``golden_hour``), with the 12-hex
+    digest of :func:`photo_id` only for styles whose slugs are equal (ignoring case, so ids stay
+    distinct as folder names on case-insensitive file systems), all of them: the ids depend on
+    the set of style files only, never on the order they are found in. A bare slug has no ``-``,
+    so it never equals a digested id."""
+    slugs = {rel: slug_of(rel) for rel in relpaths}
+    count: dict[str, int] = {}
+    for slug in slugs.values():
+        count[slug.lower()] = count.get(slug.lower(), 0) + 1
+    return {rel: slug if count[slug.lower()] == 1 else photo_id(rel) for rel, slug in slugs.items()}
 
 
 def assign_shards(relpaths, shard_size: int) -> dict[str, list[str]]:
@@ -167,13 +184,13 @@ def sync_listings(root, listing_dir, shard_size: int = 1, per_file: bool = False
 
     Unchanged listings are not touched (their mtime is kept); listings of shards that no
     longer exist are removed. ``per_file`` gives every file a shard of its own, named by its
-    photo id (used for style photos: each style is a wildcard, and adding a style must not
+    style id (:func:`style_ids`; used for style photos: each style is a wildcard, and adding a style must not
     rerun the others). Returns shard -> entries.
     """
     entries = scan_collection(root, sort=False)  # each shard's entries are sorted below
     by_path = {e.relpath: e for e in entries}
     if per_file:
-        groups = {photo_id(e.relpath): [e.relpath] for e in entries}
+        groups = {sid: [rel] for rel, sid in style_ids([e.relpath for e in entries]).items()}
     else:
         groups = assign_shards(by_path, shard_size)
     listing_dir = Path(listing_dir)

@@ -106,7 +106,8 @@ def start_job(settings: dict) -> JobContext:
 
     apply_threads()
     make_deterministic()
-    device = select_device(settings["device"])
+    # A job that was given no GPU (cli --gpu 0: its rule requested none) runs on the CPU.
+    device = select_device("cpu" if os.environ.get("PHOTOSTYLE_CPU_ONLY") == "1" else settings["device"])
     return JobContext(device, describe_device(device), PhotoLimits.from_settings(settings), config_hash(settings))
 
 

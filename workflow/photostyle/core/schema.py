@@ -8,6 +8,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,48 @@ def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
     return instance
 
 
+# Scientific notation as people write it: YAML 1.1 (PyYAML) reads ``1e4``, ``1.0e9`` or ``1e-6``
+# (no dot, or no sign on the exponent) as strings, where YAML 1.2, JSON and Python read numbers.
+# Only these are coerced: a quoted plain number ("500") stays a string, and an error.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _types(schema: dict) -> set:
+    t = schema.get("type", ())
+    return {t} if isinstance(t, str) else set(t)
+
+
+def _as_number(value: str, types: set):
+    """``value`` as a number if it is one and ``types`` want a number (or an integer) and no
+    string; otherwise ``value`` unchanged (validation then names it)."""
+    text = value.strip()
+    if "string" in types or not _NUMBER.fullmatch(text):
+        return value
+    f = float(text)
+    if "number" in types:
+        return f
+    return int(f) if "integer" in types and f.is_integer() else value
+
+
+def coerce_numbers(instance: Any, schema: dict, root: dict | None = None) -> Any:
+    """Turn numeric strings into numbers wherever the schema wants a number or an integer
+    (``photorealism_weight: 1e4`` in a YAML file); returns the (possibly new) instance."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if isinstance(instance, str):
+        return _as_number(instance, _types(schema))
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                instance[key] = coerce_numbers(value, sub, root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        instance[:] = [coerce_numbers(v, schema["items"], root) for v in instance]
+    return instance
+
+
 def _key_path(path) -> str:
     out = ""
     for part in path:
@@ -77,6 +120,10 @@ def _message(err: jsonschema.ValidationError) -> str:
         hint = difflib.get_close_matches(str(err.instance), allowed, n=1)
         did = f" Did you mean '{hint[0]}'?" if hint else ""
         return f"config key '{where}' has value {err.instance!r}, which is not allowed.{did} Allowed values: {', '.join(allowed)}."
+    if err.validator == "type" and isinstance(err.instance, str) and {"number", "integer"} & set(
+            [err.validator_value] if isinstance(err.validator_value, str) else err.validator_value):
+        return (f"config key '{where}' has value {err.instance!r}, which is not a number "
+                f"(write it as e.g. 10000, 1e4, 1.5e-3).")
     if err.validator == "propertyNames":
         return f"config key '{where}': {err.message}"
     return f"config key '{where}': {err.message}"
@@ -87,7 +134,7 @@ def validate_against(config: dict, schema: dict) -> dict:
 
     Raises :class:`ConfigError` naming every offending key with the allowed keys or values.
     """
-    cfg = fill_defaults(copy.deepcopy(dict(config)), schema)
+    cfg = coerce_numbers(fill_defaults(copy.deepcopy(dict(config)), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -20,7 +20,9 @@ module, and the method modules at import time, import no torch):
   of fitting one;
 * ``uses_regions`` (receives matched region masks from the segment stage; its rule then
   takes the label maps as inputs and the matching settings as params), ``traces`` (leaves a
-  per-output loss trace), ``batches`` (accepts a batch of same-size photos).
+  per-output loss trace), ``batches`` (accepts a batch of same-size photos), ``uses_gpu``
+  (its work is worth a GPU: its stylize jobs request the ``gpu`` resource unless the config's
+  ``device`` is ``cpu``; a method that does not runs its jobs on the CPU, beside GPU jobs).
 
 At run time the stylize job makes one instance per job (``Method(params, device, seed=...,
 weights=..., artifacts=...)``: models load once), calls :meth:`prepare_style` once per style
@@ -102,6 +104,7 @@ class Method:
     uses_regions: ClassVar[bool] = True
     traces: ClassVar[bool] = False
     batches: ClassVar[bool] = False
+    uses_gpu: ClassVar[bool] = True  # networks and optimisation; colour statistics and quilting: False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

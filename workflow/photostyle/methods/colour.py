@@ -12,6 +12,7 @@ STRENGTH = {"$ref": "#/$defs/strength"}
 
 class Reinhard(Method):
     name = "reinhard"
+    uses_gpu = False  # a few statistics or patch searches per photo: the GPU would idle
     description = "per-channel mean/std in the lαβ (log-LMS) space; per matched region with segmentation"
     citation = "Reinhard, Ashikhmin, Gooch, Shirley: Color Transfer between Images, IEEE CG&A 2001"
 
@@ -31,6 +32,7 @@ class Reinhard(Method):
 
 class MKL(Method):
     name = "mkl"
+    uses_gpu = False  # a few statistics or patch searches per photo: the GPU would idle
     description = "linear Monge–Kantorovich map: the style's RGB mean and full covariance; per matched region"
     citation = "Pitié, Kokaram: The linear Monge-Kantorovitch linear colour mapping, CVMP 2007"
 

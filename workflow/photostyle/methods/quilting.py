@@ -9,6 +9,7 @@ from photostyle.methods.base import Method, param
 
 class Quilting(Method):
     name = "quilting"
+    uses_gpu = False  # a few statistics or patch searches per photo: the GPU would idle
     description = ("Efros & Freeman texture transfer: style patches chosen by overlap + luminance-correspondence "
                    "error, pasted through minimum-error boundary cuts, several passes with shrinking patches; "
                    "patches from the matched style region; weight-free")

@@ -45,7 +45,7 @@ PALETTE = [
     (255, 130, 180), (90, 200, 120), (20, 20, 20), (240, 240, 240),
 ]
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
-                   "weights", "areas", "segment_s", "device", "config_hash", "code_version")
+                   "weights", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
 
 
 class Segmenter:
@@ -174,6 +174,19 @@ class KMeansSegmenter(Segmenter):
         return np.asarray(Image.fromarray(lab_small).resize((w, h), Image.Resampling.NEAREST))
 
 
+ASPECT_TOLERANCE = 0.01
+
+
+def rounding_off(map_hw: tuple[int, int], photo_hw: tuple[int, int]) -> bool:
+    """Whether a label map of ``map_hw`` (height, width) is the photo's ``photo_hw`` but for
+    rounding: the same aspect ratio within 1 % (a pixel off on a side of 100 px or more, at
+    any scale)."""
+    (mh, mw), (ph, pw) = map_hw, photo_hw
+    if min(mh, mw, ph, pw) <= 0:
+        return False
+    return abs((mw / mh) / (pw / ph) - 1) < ASPECT_TOLERANCE
+
+
 class LabelSegmenter(Segmenter):
     """User label maps: ``<labels_dir>/<photo's relative path>`` with the extension ``.png``
     (or ``.jpg``/``.jpeg`` for colour-coded masks saved as JPEG).
@@ -188,7 +201,9 @@ class LabelSegmenter(Segmenter):
       (``label_space`` ``colours``).
 
     A map of the photo's original size is resized (nearest) when ingest capped the photo's
-    megapixels; any other size mismatch, and unknown values or colours, are errors.
+    megapixels; so is, with a warning, a map whose size differs from the photo's only by
+    rounding (:func:`rounding_off`: DPST's own examples pair a 700x393 map with a 700x394
+    photo). Any other size mismatch, and unknown values or colours, are errors.
     """
 
     name = "labels"
@@ -198,6 +213,7 @@ class LabelSegmenter(Segmenter):
         self.dir, self.table, self.format = Path(labels_dir), table, labels_format
         self.provenance = f"user labels in {labels_dir} ({labels_format})"
         self.spaces: dict[str, str] = {}  # photo id -> "groups" or "colours", as read
+        self.warnings: dict[str, str] = {}  # photo id -> why its map was resized (a rounding-off size)
 
     def path_for(self, relpath: str) -> Path:
         base = self.dir / Path(relpath)
@@ -250,10 +266,16 @@ class LabelSegmenter(Segmenter):
             raise PhotoRejected(f"no label map at {path} (nor with .jpg/.jpeg)")
         arr, space = self._read(path)
         h, w = image.shape[:2]
+        self.warnings.pop(row.get("id", ""), None)
         if arr.shape != (h, w):
             orig = (int(row.get("orig_height") or 0), int(row.get("orig_width") or 0))
             if arr.shape != orig:
-                raise PhotoRejected(f"label map {path} is {arr.shape[1]}x{arr.shape[0]}, photo is {w}x{h}")
+                ph, pw = orig if all(orig) else (h, w)  # the photo's size as the user knows it
+                if not rounding_off(arr.shape, (ph, pw)):
+                    raise PhotoRejected(f"label map {path} is {arr.shape[1]}x{arr.shape[0]}, photo is {pw}x{ph}")
+                self.warnings[row.get("id", "")] = (
+                    f"label map {path.name} is {arr.shape[1]}x{arr.shape[0]}, photo is {pw}x{ph}: "
+                    "resized (nearest neighbour)")
             arr = np.asarray(Image.fromarray(arr.astype(np.uint8)).resize((w, h), Image.Resampling.NEAREST))
         self.spaces[row.get("id", "")] = space
         return arr.astype(np.uint8)

@@ -278,6 +278,11 @@ class RegionSource:
                 return f"{kind} label map missing: {row['error'] if row else 'not segmented'}"
         return None
 
+    def warnings(self, pid: str, sid: str) -> str:
+        """What the segment stage warned about the pair's label maps (e.g. a resized map), or ""."""
+        return "; ".join(w for kind, i in (("content", pid), ("style", sid))
+                         if (w := (self.rows.get((kind, i)) or {}).get("warning") or ""))
+
     def usable(self, pid: str, sid: str) -> str | None:
         """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
         if self.labels("content", pid) is None or self.labels("style", sid) is None:

@@ -27,7 +27,8 @@ REJECTED_COLUMNS = ("kind", "path", "relpath", "reason", "shard")
 
 def ingest_entry(root: Path, relpath: str, kind: str, shard: str, limits: PhotoLimits) -> dict:
     path = root / relpath
-    row = {"id": photo_id(relpath), "kind": kind, "shard": shard, "path": str(path), "relpath": relpath}
+    pid = shard if kind == "style" else photo_id(relpath)  # a style's listing is named by its id (style_ids)
+    row = {"id": pid, "kind": kind, "shard": shard, "path": str(path), "relpath": relpath}
     why = not_a_photo_file(path)
     if why is not None:  # checked before any open: a FIFO would block, a link could leave the root
         return {**row, "status": "rejected", "reason": why}

@@ -15,7 +15,7 @@ from photostyle.stages.common import groups_digest, job_settings
 from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
-                   "weights", "areas", "segment_s", "device", "config_hash", "code_version")
+                   "weights", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
 NETWORKS = ("segformer-ade20k", "deeplabv3")  # segmenters with pretrained weights
 KEYS = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "labels_format", "groups_file",
         "min_area", "kmeans")
@@ -69,7 +69,8 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
         labels = merge_small_regions(labels, table, cfg["min_area"])
         write_bytes_atomic(it.out, palette_png(labels, provenance_text(it.provenance)))
         write_bytes_atomic(it.row["overlay"], overlay(image(it.data), labels))
-        return {"areas": areas_text(labels, table.groups if table else None), "label_space": space}
+        return {"areas": areas_text(labels, table.groups if table else None), "label_space": space,
+                "warning": getattr(segmenter, "warnings", {}).get(it.data["id"], "")}
 
     def segment_batch(group: list[Item]):  # a chunk through the network in one pass
         return segmenter.segment_many([image(it.data) for it in group], [it.data for it in group])
@@ -78,7 +79,7 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     batch = max(1, int(cfg.get("batch_size", 1)))
     chunks = ([item(r) for r in photos[i:i + batch]] for i in range(0, len(photos), batch))
     engine = ShardJob(f"segment {kind}/{Path(table_csv).stem}", index_out, SEGMENT_COLUMNS, device=job.device,
-                      time_column="segment_s", memory_column=None, keep_columns=("areas", "label_space"))
+                      time_column="segment_s", memory_column=None, keep_columns=("areas", "label_space", "warning"))
     return engine.run(_clearing(chunks, decoded), lambda it: segmenter.segment(image(it.data), it.data), write,
                       precompute=lambda todo: batched(todo, lambda it: image(it.data).ndim, segment_batch),
                       key_columns=("photo_id",), total=len(photos))

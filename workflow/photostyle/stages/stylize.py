@@ -86,6 +86,8 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                 return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"segmentation: {why} "
                             "(segmentation.on_error: global stylises such photos globally, with a warning)"})
             row["warning"] = f"stylised globally: {why}"
+        elif regions is not None and cls.uses_regions and (seg_warning := regions.warnings(r["id"], srow["id"])):
+            row["warning"] = seg_warning  # e.g. a label map resized from a size a pixel off
         row["regions"] = ("global (method does not use regions)" if not cls.uses_regions else
                           "global (segmentation off)" if regions is None else "")
         prov = {"photo": r["id"], "style": srow["id"], "method": method_name, "source_sha256": r["sha256"],
