@@ -131,3 +131,43 @@ def test_the_recorded_colour_map_is_the_methods_result(fn, kw):
         per_region.append(cmap.apply(pix, region))
     assert (per_region[0] - per_region[1]).abs().max() > 0.05  # two different maps: a shared one would fail above
     assert cmap.region_of(3) is None  # a label the method never saw has no map
+
+
+def _gradient_and_edge(h=64, w=160):
+    """A smooth horizontal gradient (a sky) in the top half, a hard edge to a dark band below."""
+    x = np.linspace(0.35, 0.75, w)
+    img = np.empty((h, w, 3))
+    img[:] = np.stack([x, x * 0.9 + 0.05, np.full(w, 0.85)], -1)
+    img[h // 2:] = [0.15, 0.12, 0.1]
+    return (img * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("fn", [reinhard, mkl])
+@pytest.mark.parametrize("feather", [0.25, 0.0])
+def test_a_label_border_through_a_smooth_gradient_draws_no_edge(fn, feather):
+    """k-means splits a smooth sky into two regions; styled from two differently coloured style
+    regions, the output must not step where the photo has no edge. With the edge-aware feathering
+    the largest step across the label border stays within twice the output's steepest step
+    elsewhere along the gradient; without it (the broken variant, feather 0) it does not."""
+    img = _gradient_and_edge()
+    h, w = img.shape[:2]
+    labels = np.zeros((h, w), np.int64)
+    labels[: h // 2, w // 2:] = 1  # the sky split in the middle of the gradient
+    labels[h // 2:] = 2
+    style = torch.cat([_img(11, 12, 24, 0.3, 0.7, tint=(1.3, 0.8, 0.6)), _img(12, 12, 24, 0.3, 0.7, tint=(0.6, 0.9, 1.4)),
+                       _img(13, 12, 24, 0.05, 0.2)], 2)
+    sl = np.repeat(np.array([0, 1, 2]), 12)[:, None].repeat(24, 1)
+    masks = build_masks(labels, sl, [Match(0, 0, "same"), Match(1, 1, "same"), Match(2, 2, "same")], "cpu",
+                        blur_fraction=0.01, guide=img, feather_fraction=feather)
+    out = fn(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, style, masks)[0].numpy()
+    row = out[:, h // 4]  # (3, w): a row through the sky
+    steps = np.abs(np.diff(row, axis=1)).max(0)
+    border = steps[w // 2 - 2: w // 2 + 2].max()
+    elsewhere = np.concatenate([steps[4: w // 2 - 8], steps[w // 2 + 8: -4]]).max()
+    if feather:
+        assert border <= 2 * elsewhere + 1 / 255, (border, elsewhere)
+        # the real edge between sky and ground stays sharp: the ground keeps its own map right below it
+        col = out[:, :, w // 4]
+        assert np.abs(col[:, h // 2] - col[:, h // 2 + 3]).max() < 0.02
+    else:
+        assert border > 2 * elsewhere + 1 / 255

@@ -91,16 +91,20 @@ class ColourMap:
     """What a global colour method did to a photo: per region, an affine map in ``space``
     (:data:`SPACES`), then clipping to [0, 1] and a blend with the content by ``strength``. At a
     pixel inside region k it equals the method's result; at region borders the method blends
-    neighbouring regions' maps with soft weights: the label masks blurred by ``blend_sigma``
-    (:func:`photostyle.ops.regions.soft_weights`), which the lift recomputes from the label map."""
+    neighbouring regions' maps with soft weights: the label masks blurred by ``blend_sigma`` and
+    feathered edge-aware over ``blend_feather`` px guided by the content
+    (:func:`photostyle.ops.regions.soft_weights`), which the lift recomputes from the label map
+    and the working-size content."""
 
     space: str
     strength: float
     regions: list[RegionMap]
     blend_sigma: float | None = None  # region-aware: the maps blended with label masks softened by this Gaussian
+    blend_feather: float = 0.0  # ... and feathered edge-aware over this many px (0: not)
 
     def to_json(self) -> str:
-        return json.dumps({"space": self.space, "strength": self.strength, "blend_sigma": self.blend_sigma, "regions": [
+        return json.dumps({"space": self.space, "strength": self.strength, "blend_sigma": self.blend_sigma,
+                           "blend_feather": self.blend_feather, "regions": [
             {"labels": None if r.labels is None else list(r.labels), "shift": r.shift.tolist(),
              "matrix": r.matrix.tolist(), "offset": r.offset.tolist()} for r in self.regions]})
 
@@ -110,7 +114,7 @@ class ColourMap:
         t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
         return cls(d["space"], float(d["strength"]), [
             RegionMap(None if r["labels"] is None else tuple(r["labels"]), t(r["shift"]), t(r["matrix"]), t(r["offset"]))
-            for r in d["regions"]], d.get("blend_sigma"))
+            for r in d["regions"]], d.get("blend_sigma"), float(d.get("blend_feather", 0.0)))
 
     @classmethod
     def from_png(cls, data: bytes) -> "ColourMap | None":
@@ -236,7 +240,8 @@ def _result(out: torch.Tensor, content: torch.Tensor, strength: float, space: st
     out = _blend(out, content, strength)
     if not with_map:
         return out
-    return out, ColourMap(space, min(strength, 1.0), maps, masks.blur_sigma if masks is not None else None)
+    return out, ColourMap(space, min(strength, 1.0), maps, masks.blur_sigma if masks is not None else None,
+                          masks.feather_px if masks is not None else 0.0)
 
 
 def _style_stats(state: dict, key: tuple, style: torch.Tensor, fn):

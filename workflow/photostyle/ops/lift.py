@@ -134,10 +134,12 @@ MAP_TABLE = 8192  # entries of the kernel's log and exp tables (MapParams.kernel
 PURE = 1 - 1e-4  # a working pixel whose largest soft weight reaches this takes its own region's map alone
 
 
-def map_params(colour_map, label_values: list[int], regions: torch.Tensor | None = None) -> MapParams | None:
+def map_params(colour_map, label_values: list[int], regions: torch.Tensor | None = None,
+               guide: torch.Tensor | None = None) -> MapParams | None:
     """The kernel form of ``colour_map`` (a ColourMap) for regions with content labels
-    ``label_values`` (in region-index order; ``regions`` the working-size region index, for the
-    soft weights of a region-aware map), or None if some region has no map."""
+    ``label_values`` (in region-index order; ``regions`` the working-size region index and
+    ``guide`` the working-size content ``(3, h, w)`` in [0, 1], for the soft weights of a
+    region-aware map), or None if some region has no map."""
     from photostyle.ops import colour as C
     from photostyle.ops.regions import soft_weights
 
@@ -147,7 +149,9 @@ def map_params(colour_map, label_values: list[int], regions: torch.Tensor | None
     weights = pure = None
     if colour_map.blend_sigma is not None and len(maps) > 1 and regions is not None:
         # the method's weights, recomputed from the same label map: one-hot masks blurred alike
-        weights = torch.from_numpy(soft_weights(regions.numpy(), list(range(len(maps))), colour_map.blend_sigma))
+        g = guide.permute(1, 2, 0).float().numpy() if guide is not None and colour_map.blend_feather > 0 else None
+        weights = torch.from_numpy(soft_weights(regions.numpy(), list(range(len(maps))), colour_map.blend_sigma,
+                                                g, colour_map.blend_feather))
         pure = weights.amax(0) >= PURE
     eye = torch.eye(3, dtype=torch.float64)
     if colour_map.space == "lalphabeta":
@@ -419,7 +423,8 @@ def fit(content: np.ndarray, stylised: np.ndarray, labels=None, *, model: str = 
     if model == "upsample":  # the result itself, upsampled (region-aware): no colour model of the content
         return LiftModel((h, w), regions, None, upsample_coef(s), upsampled=True)
     luts, fitted = None, torch.zeros_like(s)
-    params = map_params(colour_map, values, regions) if colour_map is not None and colour_maps and model != "local" else None
+    params = (map_params(colour_map, values, regions, c) if colour_map is not None and colour_maps and model != "local"
+              else None)
     if params is not None:  # the method's own map, where it explains the result (not after smoothing, say)
         fitted = map_reference(params, c.reshape(3, -1).T, regions.reshape(-1), *params.blend_at(regions)).T.reshape(s.shape)
         near = float(((s - fitted).abs().amax(0) <= AUTO_LUT_MAX).double().mean())  # share of pixels it explains

@@ -213,30 +213,57 @@ class MatchedMasks:
     matches: list[Match] = field(default_factory=list)
     summary: str = ""
     blur_sigma: float = 0.0  # of the Gaussian that softened the content weights, in label-map pixels
+    feather_px: float = 0.0  # reach of the edge-aware feathering of the weights (0: none), in label-map pixels
 
 
-def soft_weights(labels: np.ndarray, ids: list[int], blur_sigma: float) -> np.ndarray:
-    """One-hot masks of ``ids`` blurred with a Gaussian (seam-free blending), normalised to sum 1."""
+FEATHER_RANGE = 0.1  # colour difference (on [0, 1]) that stops the feathering: an edge of the photo
+
+
+def soft_weights(labels: np.ndarray, ids: list[int], blur_sigma: float, guide: np.ndarray | None = None,
+                 feather_px: float = 0.0) -> np.ndarray:
+    """One-hot masks of ``ids`` blurred with a Gaussian (seam-free blending), normalised to sum 1.
+
+    With ``guide`` (the content photo at the label map's size, ``(H, W, 3)``, uint8 or float in
+    [0, 1]) and ``feather_px`` > 0 the masks are then feathered edge-aware: a domain-transform
+    filter (:func:`photostyle.ops.domain_transform.domain_transform`, ``sigma_spatial =
+    feather_px``, ``sigma_range =`` :data:`FEATHER_RANGE`) guided by the photo spreads each mask
+    far where the photo is smooth and not across the photo's edges. A label border that is an
+    edge of the photo stays sharp; one that cuts a smooth sky or gradient (k-means splits
+    them) becomes a blend over ``feather_px``, so a region-wise transform draws no edge there."""
     from scipy.ndimage import gaussian_filter
 
     masks = np.stack([(labels == i).astype(np.float32) for i in ids])
     if blur_sigma > 0:
         masks = np.stack([gaussian_filter(m, blur_sigma, mode="nearest") for m in masks])
+    if guide is not None and feather_px > 0 and len(ids) > 1:
+        import torch
+
+        from photostyle.ops.domain_transform import domain_transform
+
+        g = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))
+        g = (g / 255.0 if guide.dtype == np.uint8 else g).permute(2, 0, 1)[None]
+        if tuple(g.shape[-2:]) != labels.shape:
+            raise ValueError(f"guide {tuple(g.shape[-2:])} and label map {labels.shape} differ in size")
+        masks = domain_transform(torch.from_numpy(masks)[None], g.contiguous(), feather_px, FEATHER_RANGE, 3)[0].numpy()
     masks = np.maximum(masks, 1e-6)
     return masks / masks.sum(axis=0, keepdims=True)
 
 
 def build_masks(content_labels: np.ndarray, style_labels: np.ndarray, matches: list[Match], device,
-                blur_fraction: float = 0.01, table: GroupTable | None = None) -> MatchedMasks:
+                blur_fraction: float = 0.01, table: GroupTable | None = None, guide: np.ndarray | None = None,
+                feather_fraction: float = 0.0) -> MatchedMasks:
+    """The matched masks; with ``guide`` (the content photo) the content weights are feathered
+    edge-aware over ``feather_fraction`` of the short side (:func:`soft_weights`)."""
     import torch
 
     # content regions that share a style region still get separate weights (same transform)
     ids = [m.content for m in matches]
     sigma = blur_fraction * min(content_labels.shape)
-    cw = torch.from_numpy(soft_weights(content_labels, ids, sigma)).to(device)
+    feather = feather_fraction * min(content_labels.shape) if guide is not None else 0.0
+    cw = torch.from_numpy(soft_weights(content_labels, ids, sigma, guide, feather)).to(device)
     sm = np.stack([np.ones_like(style_labels, dtype=bool) if m.style == WHOLE else style_labels == m.style
                    for m in matches])
-    return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table), sigma)
+    return MatchedMasks(cw, torch.from_numpy(sm).to(device), matches, describe(matches, table), sigma, feather)
 
 
 class RegionSource:
@@ -315,4 +342,5 @@ class RegionSource:
         if len(matches) == 1 and matches[0].style == WHOLE:
             return None
         c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
-        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table)
+        return build_masks(c, s, matches, device, self.seg["blur_fraction"], table, content_img,
+                           self.seg.get("feather_fraction", 0.0))

@@ -14,7 +14,7 @@ INDEX_COLUMNS = (
     "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
 LIMIT_KEYS = ("work_megapixels", "max_megapixels", "min_side", "max_decode_megapixels")
-MATCH_KEYS = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction")
+MATCH_KEYS = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction", "feather_fraction")
 
 
 def limits(config: dict) -> dict:
