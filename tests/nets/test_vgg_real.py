@@ -35,6 +35,11 @@ def test_the_oxford_file_has_no_url_and_says_how_to_get_it(tmp_path):
         W.resolve("vgg16-oxford", "pretrained", tmp_path, seed=0, download=True)
 
 
+@pytest.fixture(scope="module")
+def gram_distance():
+    return GramDistance(real_weights_cfg(), 0, 128, torch.device("cpu"), network="vgg16")
+
+
 def crops(photo: np.ndarray):
     h, w = photo.shape[:2]
     return photo[: h * 7 // 8, : w * 7 // 8], photo[h // 8:, w // 8:]
@@ -42,19 +47,19 @@ def crops(photo: np.ndarray):
 
 @pytest.mark.parametrize("a, b", [("coffee.jpg", "astronaut.jpg"), ("chelsea.jpg", "rocket.jpg"),
                                   ("rocket.jpg", "coffee.jpg")])
-def test_gram_statistics_separate_two_photos_far_more_than_two_crops_of_one(a, b):
+def test_gram_statistics_separate_two_photos_far_more_than_two_crops_of_one(a, b, gram_distance):
     """Two overlapping crops of one photo have close Gram matrices (relu1_1..relu5_1), two
     different photos do not: measured 4.4-6.1x on these photos. (Random weights separate them
     too, through colour: this checks the real network's statistics, it is not a guard against
     random weights; the reconstruction and metric-ranking tests are.)"""
-    gd = GramDistance(real_weights_cfg(), 0, 128, torch.device("cpu"), network="vgg16")
+    gd = gram_distance
     a1, a2 = crops(sample_photo(a))
     b1, _ = crops(sample_photo(b))
     g = gd.grams(a1)
     assert gd.distance(b1, g) > 4 * gd.distance(a2, g)
 
 
-def test_the_style_metric_ranks_a_stylised_output_closer_to_its_style_than_the_content():
+def test_the_style_metric_ranks_a_stylised_output_closer_to_its_style_than_the_content(gram_distance):
     from photostyle.methods import get_method
     from photostyle.core.tensors import to_tensor
 
@@ -66,6 +71,6 @@ def test_the_style_metric_ranks_a_stylised_output_closer_to_its_style_than_the_c
     with torch.no_grad():
         out = method(to_tensor(content), method.prepare_style(to_tensor(style), "s"))
     out = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    gd = GramDistance(real_weights_cfg(), 0, 128, torch.device("cpu"), network="vgg16")
+    gd = gram_distance
     g = gd.grams(style)
     assert gd.distance(out, g) < 0.8 * gd.distance(content, g)
