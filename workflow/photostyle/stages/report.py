@@ -153,7 +153,8 @@ def segmentation_sheet(indexes: list[str], out, n_photos: int = 6) -> None:
         areas = ", ".join(a.split(":")[0] for a in r["areas"].split(";")[:5])
         ax.set_title(f"{r['kind']}: {r['photo_id'][:24]}\n{r['model']} [{areas}]", fontsize=7)
     if panels:
-        fig.suptitle(f"segmentation: {panels[0]['model']} (weights: {panels[0]['weights']})", fontsize=9)
+        used = panels[0].get("segmenter") or f"{panels[0]['model']} (weights: {panels[0]['weights']})"
+        fig.suptitle(f"segmentation: {used}", fontsize=9)
     fig.tight_layout()
     _save(fig, out)
 
