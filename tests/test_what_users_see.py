@@ -1,11 +1,17 @@
-"""What a user sees is true (issue #27): one tiny Snakemake run without any pretrained weights.
+"""What a user sees is true (issue #27): one tiny Snakemake run without any pretrained weights,
+then its report.
 
 * Fallbacks (k-means for Segformer, random weights for gatys' VGG-19) reach every place a user
   looks: each output's provenance, the indexes and metrics (``segmenter``, ``warning``), the
   warning counts of ``summary.csv`` and of the run's last line, and one console line per kind.
+* The report shows every table (rejected files, per-image metrics, summary, issues) as a table,
+  not as a ``data:`` link to a CSV that a browser will not open.
 """
 
 from __future__ import annotations
+
+import base64
+import re
 
 import numpy as np
 import pandas as pd
@@ -41,7 +47,9 @@ def offline_run(tmp_path_factory):
     cfg_path.write_text(yaml.safe_dump(cfg))
     caches = {"TORCH_HOME": str(tmp / "torch"), "HF_HOME": str(tmp / "hf")}  # no cached weights either
     proc = run_snakemake(tmp, cfg_path, "--cores", "2", env=caches)
-    return tmp, proc.stdout + proc.stderr, None
+    report = tmp / "report.html"
+    run_snakemake(tmp, cfg_path, "--report", str(report), env=caches)
+    return tmp, proc.stdout + proc.stderr, report
 
 
 def test_fallbacks_are_where_a_user_looks(offline_run):
@@ -74,3 +82,38 @@ def test_fallbacks_are_where_a_user_looks(offline_run):
         "photostyle: random weights used by gatys (vgg19-imagenet unavailable)",
         "photostyle: 8 outputs ok (8 with warnings), 0 failed, 0 skipped; listed in results/metrics/issues.csv",
     ], lines
+
+
+def _report_results(report) -> dict:
+    """The report's ``results`` (path -> entry with name, mime type and data URI)."""
+    import json
+
+    html = report.read_text(errors="replace")
+    found = re.search(r"var results = (\{.*?\});\s*$", html, re.M)
+    assert found, "no results in the report"
+    return json.loads(found.group(1))
+
+
+def test_report_shows_every_table_readably(offline_run):
+    tmp, _, report = offline_run
+    results = {entry["name"]: entry for entry in _report_results(report).values()}
+    for name in ("rejected", "summary", "per_image", "issues"):
+        table = results.get(f"{name}.html")
+        assert table is not None, f"{name} missing from the report: {sorted(results)}"
+        # shown inside the report (an iframe), not offered as a link to a file
+        assert table["mime_type"] == "text/html", table["mime_type"]
+        assert table["data_uri"].startswith("data:text/html")
+        assert not any(e["mime_type"] == "text/csv" for e in results.values())
+        page = base64.b64decode(table["data_uri"].split("base64,", 1)[1]).decode()
+        assert "<table>" in page and f"results/{'' if name == 'rejected' else 'metrics/'}{name}.csv" in page
+        if name in ("per_image", "issues"):
+            assert "<th>photo_id</th>" in page and "<th>warning</th>" in page
+        if name == "rejected":
+            assert "<td>broken.jpg</td>" in page and "not an image" in page
+        if name == "per_image":
+            assert page.count("<tr>") >= 1 + 8 and f"<td>{FALLBACK}</td>" in page
+        if name == "summary":
+            assert "<th>n_warnings</th>" in page and "<td>reinhard</td>" in page
+    # the home page lists today's stages
+    html = report.read_text(errors="replace")
+    assert "lift" in html and "export" in html
