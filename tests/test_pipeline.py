@@ -77,9 +77,14 @@ def test_results_land_where_the_readme_says_and_the_run_ends_with_a_summary(pipe
     assert all(r["overlay"].startswith("results/segment/overlay/") and (tmp / r["labels"]).exists() for r in seg)
     assert sorted(p.name for p in res.iterdir() if p.is_dir()) == [
         "benchmarks", "ingest", "logs", "metrics", "refined", "report", "segment", "stylized"]
-    # 3 photos x 2 styles x 2 methods x {raw, refined}, all fine: one line says so at the end
-    assert "photostyle: 24 outputs ok (0 with warnings), 0 failed, 0 skipped" in (tmp / "run.log").read_text()
-    assert read_csv_dicts(res / "metrics" / "issues.csv") == []
+    # 3 photos x 2 styles x 2 methods x {raw, refined}, all made, all with the k-means fallback (no
+    # Segformer weights here): the console says so, and one line counts them at the end
+    log = (tmp / "run.log").read_text()
+    assert ("photostyle: segmentation fell back to kmeans for 3 photos (segformer-b2-ade20k weights unavailable)\n"
+            "photostyle: 24 outputs ok (24 with warnings), 0 failed, 0 skipped; listed in results/metrics/issues.csv"
+            ) in log
+    issues = read_csv_dicts(res / "metrics" / "issues.csv")
+    assert len(issues) == 24 and all(r["warning"].startswith("segmentation fell back to kmeans") for r in issues)
     # CPU-heavy rules declare threads and the jobs use them (--cores 2 here): recorded in every output
     devices = {r["device"] for r in read_csv_dicts(res / "metrics" / "per_image.csv")}
     assert devices == {"cpu (2 threads)"}, devices
@@ -100,13 +105,15 @@ def test_metrics_tables_cover_every_output(pipeline):
     assert per_image["style_dist"].notna().all() and (per_image["style_dist_weights"] == "random, seed 0").all()
     # segmentation ran with the k-means fallback (no Segformer weights here), recorded as such
     seg = [r for p in (tmp / "results" / "segment").glob("*/_index/*.csv") for r in read_csv_dicts(p)]
-    assert seg and {(r["model"], r["label_space"], r["weights"]) for r in seg} == {
-        ("kmeans", "clusters", "none (kmeans: segformer-b2-ade20k weights unavailable)")}
+    assert seg and {(r["model"], r["label_space"], r["weights"], r["segmenter"]) for r in seg} == {
+        ("kmeans", "clusters", "none (kmeans: segformer-b2-ade20k weights unavailable)",
+         "kmeans (fallback: segformer-b2-ade20k weights unavailable)")}
+    assert (per_image["segmenter"] == "kmeans (fallback: segformer-b2-ade20k weights unavailable)").all()
     # so the per-region distance exists
     assert per_image["colour_dist_regions"].notna().all()
     assert per_image["regions"].str.contains(">").all()
     summary = pd.read_csv(tmp / "results" / "metrics" / "summary.csv")
-    assert len(summary) == 2 * 2 * 2 and (summary["n_ok"] == 3).all()
+    assert len(summary) == 2 * 2 * 2 and (summary["n_ok"] == 3).all() and (summary["n_warnings"] == 3).all()
 
 
 def test_outputs_browsable_with_provenance(pipeline):

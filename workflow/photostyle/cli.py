@@ -117,6 +117,15 @@ def cmd_plots(a):
     runtime_bars(a.benchmarks, a.runtimes)
 
 
+def cmd_tables(a):
+    from photostyle.stages.report import table_html
+
+    if len(a.csv) != len(a.html):
+        raise SystemExit("tables: give as many --html pages as --csv tables")
+    for csv_path, page in zip(a.csv, a.html):
+        table_html(csv_path, page, a.rows)
+
+
 def cmd_train(a):
     from photostyle.stages.train import run_train
 
@@ -242,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("benchmarks", nargs="*")
     s.set_defaults(fn=cmd_plots)
+
+    s = sub.add_parser("tables", help="report tables: each CSV as an HTML page the report shows inside itself")
+    s.add_argument("--csv", nargs="+", required=True)
+    s.add_argument("--html", nargs="+", required=True)
+    s.add_argument("--rows", type=int, default=1000, help="rows shown per table (the CSV keeps them all)")
+    s.set_defaults(fn=cmd_tables)
 
     s = sub.add_parser("train", help="train one artifact a method needs (a trainer's model)")
     for opt in ("--trainer", "--key", "--listing", "--root", "--settings", "--model", "--losses", "--code-version"):

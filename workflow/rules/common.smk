@@ -365,6 +365,7 @@ def all_metric_tables(wildcards):
 def final_targets():
     targets = [f"{RESULTS}/manifest.csv", f"{RESULTS}/metrics/per_image.csv",
                f"{RESULTS}/report/metrics_scatter.png", f"{RESULTS}/report/runtimes.png"]
+    targets += [f"{RESULTS}/report/tables/{name}.html" for name in ("summary", "issues", "per_image", "rejected")]
     targets += [f"{RESULTS}/report/grid_{style}.png" for style in STYLES]
     if SEGMENT:
         targets.append(f"{RESULTS}/report/segmentation.png")

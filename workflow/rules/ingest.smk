@@ -25,7 +25,7 @@ rule manifest:
         all_ingest_tables,
     output:
         manifest=f"{RESULTS}/manifest.csv",
-        rejected=report(f"{RESULTS}/rejected.csv", caption="../report/rejected.rst", category="Ingest"),
+        rejected=f"{RESULTS}/rejected.csv",  # in the report as an HTML table (rule report_tables)
     log:
         f"{RESULTS}/logs/manifest/manifest.log",
     benchmark:

@@ -29,9 +29,9 @@ rule aggregate_metrics:
     input:
         all_metric_tables,
     output:
-        per_image=report(f"{RESULTS}/metrics/per_image.csv", caption="../report/per_image.rst", category="Metrics"),
-        summary=report(f"{RESULTS}/metrics/summary.csv", caption="../report/summary.rst", category="Metrics"),
-        issues=report(f"{RESULTS}/metrics/issues.csv", caption="../report/issues.rst", category="Metrics"),
+        per_image=f"{RESULTS}/metrics/per_image.csv",  # in the report as HTML tables (rule report_tables)
+        summary=f"{RESULTS}/metrics/summary.csv",
+        issues=f"{RESULTS}/metrics/issues.csv",
     log:
         f"{RESULTS}/logs/aggregate_metrics/aggregate.log",
     benchmark:

@@ -56,3 +56,31 @@ rule report_losses:
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle losses --out {output:q} --photos {params.photos} --indexes {input.indexes:q}"
         " --training-logs {input.training:q} 2> {log:q}"
+
+
+rule report_tables:
+    """The report's tables as HTML pages: the report shows HTML inside itself, while a CSV would
+    only be offered as a data: link that browsers do not open. At most report.table_rows rows
+    each; the CSVs keep every row."""
+    input:
+        rejected=f"{RESULTS}/rejected.csv",
+        summary=f"{RESULTS}/metrics/summary.csv",
+        per_image=f"{RESULTS}/metrics/per_image.csv",
+        issues=f"{RESULTS}/metrics/issues.csv",
+    output:
+        summary=report(f"{RESULTS}/report/tables/summary.html", caption="../report/summary.rst", category="Tables"),
+        issues=report(f"{RESULTS}/report/tables/issues.html", caption="../report/issues.rst", category="Tables"),
+        per_image=report(f"{RESULTS}/report/tables/per_image.html", caption="../report/per_image.rst",
+                         category="Tables"),
+        rejected=report(f"{RESULTS}/report/tables/rejected.html", caption="../report/rejected.rst", category="Tables"),
+    params:
+        code=stage_code("stages.report"),
+        rows=config["report"]["table_rows"],
+    log:
+        f"{RESULTS}/logs/report_tables/tables.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle tables --rows {params.rows}"
+        " --csv {input.summary:q} {input.issues:q} {input.per_image:q} {input.rejected:q}"
+        " --html {output.summary:q} {output.issues:q} {output.per_image:q} {output.rejected:q} 2> {log:q}"

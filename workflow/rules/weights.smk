@@ -7,6 +7,7 @@ localrules:
     report_plots,
     report_segmentation,
     report_losses,
+    report_tables,
 
 
 rule fetch_weights:

@@ -233,6 +233,7 @@ class Resolved:
     spec: WeightSpec
     path: Path | None  # None when random
     provenance: str  # "sha256:<digest>" or "random, seed N"
+    fallback: str = ""  # why random weights stand in for pretrained ones (weights.mode auto), else ""
 
     @property
     def is_random(self) -> bool:
@@ -315,7 +316,7 @@ def resolve(name: str, mode: str, weights_dir: str | Path, seed: int, download: 
         msg = f"WEIGHTS: '{name}' unavailable, using RANDOM initialisation ({random_prov}). {exc}"
         log.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        return Resolved(spec, None, random_prov)
+        return Resolved(spec, None, random_prov, fallback=f"{name} unavailable")
     if spec.locked_on_fetch:
         rel = str(path.relative_to(weights_dir)) if path.is_relative_to(weights_dir) else path.name
         if rel not in read_sums(weights_dir):  # verify() checked the lock when there is one

@@ -11,7 +11,9 @@ Models (config ``segmentation.model``):
 * ``none``: one region.
 
 With ``weights.mode: auto`` and no weights, ``segformer-ade20k``/``deeplabv3`` fall back to
-``kmeans`` loudly, and the fallback is recorded; with ``random`` they run with random weights
+``kmeans`` loudly, and the fallback is recorded (a segmenter's ``fallback`` says why it runs
+instead of the configured one; the segment stage records it in every label map's provenance and
+index row, and stylize and metrics carry it on); with ``random`` they run with random weights
 (recorded as ``random, seed N``) -- useful for tests only.
 
 Fine classes are mapped to coarse groups (``config/segmentation_groups.yaml``); regions under
@@ -44,16 +46,16 @@ PALETTE = [
     (90, 90, 90), (220, 20, 60), (240, 170, 30), (0, 200, 200), (200, 200, 0), (120, 60, 180),
     (255, 130, 180), (90, 200, 120), (20, 20, 20), (240, 240, 240),
 ]
-SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
-                   "weights", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
 
 
 class Segmenter:
-    """Turns photos into label maps; ``label_space`` is ``groups`` or ``clusters``."""
+    """Turns photos into label maps; ``label_space`` is ``groups`` or ``clusters``; ``fallback``:
+    why this segmenter runs instead of the configured one ("" when it is the configured one)."""
 
     name = "none"
     label_space = "groups"
     provenance = "none"
+    fallback = ""
 
     def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
         return np.zeros(image.shape[:2], np.uint8)  # one region: group 0
@@ -301,6 +303,7 @@ def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmente
     resolved = resolve_cfg(wname, weights_cfg, seed)
     if resolved.is_random and weights_cfg["mode"] == "auto":
         kmeans.provenance = f"none (kmeans: {wname} weights unavailable)"
+        kmeans.fallback = f"{wname} weights unavailable"
         log.warning("segmentation: %s weights unavailable; using the weight-free kmeans segmentation", wname)
         return kmeans
     seed_everything(seed)

@@ -310,6 +310,12 @@ class RegionSource:
         return "; ".join(w for kind, i in (("content", pid), ("style", sid))
                          if (w := (self.rows.get((kind, i)) or {}).get("warning") or ""))
 
+    def segmenters(self, pid: str, sid: str) -> tuple[str, str]:
+        """What segmented the pair's content and style photos (the segment index's ``segmenter``,
+        e.g. ``kmeans (fallback: segformer-b2-ade20k weights unavailable)``; "" where not segmented)."""
+        return tuple((self.rows.get((kind, i)) or {}).get("segmenter") or (self.rows.get((kind, i)) or {}).get("model", "")
+                     for kind, i in (("content", pid), ("style", sid)))
+
     def usable(self, pid: str, sid: str) -> str | None:
         """Why the pair runs globally (no label map, mixed label spaces), or None if it can use regions."""
         if self.labels("content", pid) is None or self.labels("style", sid) is None:

@@ -4,6 +4,7 @@ their settings, so a stage module imports its heavy modules inside its functions
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from photostyle.core.io import file_digest, read_csv_dicts, resolve_repo_path
@@ -11,10 +12,60 @@ from photostyle.core.io import file_digest, read_csv_dicts, resolve_repo_path
 # the index of an image stage (stylize, refine): one row per photo x style
 INDEX_COLUMNS = (
     "photo_id", "style", "method", "variant", "shard", "status", "cached", "output", "error", "warning", "regions",
-    "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
+    "segmenter", "runtime_s", "peak_mem_mb", "device", "weights", "config_hash", "code_version",
 )
 LIMIT_KEYS = ("work_megapixels", "max_megapixels", "min_side", "max_decode_megapixels")
 MATCH_KEYS = ("enabled", "groups_file", "min_pixels", "max_area_ratio", "blur_fraction", "feather_fraction")
+
+
+# Fallbacks: what ran instead of what was configured. Recorded in the indexes, metrics and the
+# outputs' provenance, counted as warnings, and told once per kind on the console at the end of
+# the run (metrics.run_summary). Written and read here only, so the texts stay parseable.
+FALLBACK_SEGMENTER = re.compile(r"^(?:(?:content|style) )?(?P<used>[^()]+?) \(fallback: (?P<why>[^()]+)\)$")
+RANDOM_WEIGHTS = re.compile(r"random weights: (?P<names>[^;]+?) unavailable")
+
+
+def segmenter_text(name: str, weights: str = "none", fallback: str = "") -> str:
+    """The segmenter a label map was made with: ``segformer-ade20k (sha256:...)``, ``kmeans``, or,
+    where the configured one could not run, ``kmeans (fallback: segformer-b2-ade20k weights unavailable)``."""
+    if fallback:
+        return f"{name} (fallback: {fallback})"
+    return name if weights in ("", "none") else f"{name} ({weights})"
+
+
+def pair_segmenter(content: str, style: str) -> str:
+    """The segmenters of a content photo and its style photo, once if they are the same."""
+    return content if content == style or not style else style if not content else f"content {content}; style {style}"
+
+
+def segmenter_fallbacks(text: str) -> list[tuple[str, str]]:
+    """(segmenter used, why) of each fallback in a ``segmenter`` text."""
+    return [(m["used"], m["why"]) for part in text.split("; ") if (m := FALLBACK_SEGMENTER.match(part))]
+
+
+def fallback_warning(segmenter: str = "", random_weights=()) -> str:
+    """The warning of an output made with a fallback: a segmenter other than the configured one,
+    or random weights where pretrained ones were unavailable (``weights.mode: auto``)."""
+    parts = [f"segmentation fell back to {used} ({why})" for used, why in dict.fromkeys(segmenter_fallbacks(segmenter))]
+    if random_weights:
+        parts.append(f"random weights: {', '.join(random_weights)} unavailable")
+    return "; ".join(parts)
+
+
+def fallback_lines(rows) -> list[str]:
+    """One console line per kind of fallback in the per-image rows (``segmenter``, ``warning``)."""
+    seg: dict[tuple[str, str], set] = {}
+    rand: dict[str, set] = {}
+    for r in rows:
+        for used_why in segmenter_fallbacks(r.get("segmenter") or ""):
+            seg.setdefault(used_why, set()).add(r.get("photo_id"))
+        for m in RANDOM_WEIGHTS.finditer(r.get("warning") or ""):
+            rand.setdefault(r.get("method", ""), set()).update(n.strip() for n in m["names"].split(","))
+    lines = [f"photostyle: segmentation fell back to {used} for {len(ids)} photo{'s' * (len(ids) != 1)} ({why})"
+             for (used, why), ids in sorted(seg.items())]
+    lines += [f"photostyle: random weights used by {method} ({', '.join(sorted(names))} unavailable)"
+              for method, names in sorted(rand.items())]
+    return lines
 
 
 def limits(config: dict) -> dict:

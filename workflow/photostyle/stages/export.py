@@ -101,8 +101,9 @@ def run_export_shard(shard_table, source_indexes, settings: dict, out_root, inde
         out = Path(out_root) / e["style"] / e["method"] / deliverable_name(p["relpath"], ex["format"])
         prov = {"photo": p["id"], "relpath": p["relpath"], "style": e["style"], "method": e["method"],
                 "variant": variant, "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data),
-                "labels_sha256": content.labels_digest(p), "config_hash": hashes[e["method"]],
-                "code_version": code_version, "weights": e.get("weights", ""), "device": job.device_desc}
+                "labels_sha256": content.labels_digest(p), "segmenter": e.get("segmenter") or "none",
+                "config_hash": hashes[e["method"]], "code_version": code_version, "weights": e.get("weights", ""),
+                "device": job.device_desc}
         return Item(key, row, out, prov, (p, data))
 
     def compute(it: Item):

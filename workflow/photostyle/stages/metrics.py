@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_csv_atomic
-from photostyle.stages.common import job_settings, matching_settings, read_styles, segmentation_on
+from photostyle.stages.common import fallback_lines, job_settings, matching_settings, read_styles, segmentation_on
 from photostyle.stages.engine import Item, ShardJob
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ STYLE_NETWORK = "vgg16"  # the Oxford ImageNet VGG-16 where present, else torchv
 METRIC_COLUMNS = ("ssim_lum", "grad_corr", "colour_dist", "colour_dist_content", "colour_dist_regions", "style_dist")
 PER_IMAGE_COLUMNS = (
     "photo_id", "style", "method", "variant", "shard", "status", "error", "warning", *METRIC_COLUMNS,
-    "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "style_dist_weights", "regions",
+    "runtime_s", "metrics_s", "peak_mem_mb", "device", "weights", "style_dist_weights", "regions", "segmenter",
     "config_hash", "code_version", "output",
 )
 
@@ -161,7 +161,7 @@ def summarise(per_image):
     if "warning" in per_image:
         counts = counts.join(per_image.groupby(keys, sort=True)["warning"].agg(
             n_warnings=lambda s: int(s.fillna("").astype(str).str.len().gt(0).sum())))
-    prov_cols = [c for c in ("weights", "style_dist_weights", "device", "code_version") if c in per_image]
+    prov_cols = [c for c in ("weights", "segmenter", "style_dist_weights", "device", "code_version") if c in per_image]
     prov = per_image.groupby(keys, sort=True)[prov_cols].agg(
         lambda s: ";".join(sorted(set(map(str, s.dropna())))))
     return counts.join(out, how="left").join(prov).reset_index()
@@ -178,13 +178,15 @@ def issues(per_image) -> list[dict]:
 
 
 def run_summary(per_image_csv, issues_csv) -> str:
-    """The end-of-run line, from the per-image table (csv module only: the Snakefile calls it)."""
+    """The end of a run, from the per-image table (csv module only: the Snakefile calls it): one
+    line per kind of fallback (a segmenter or random weights standing in for the configured ones),
+    then the last line, which counts outputs ok (with warnings: fallbacks included), failed and skipped."""
     rows = read_csv_dicts(per_image_csv)
     n = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
     n_warn = sum(bool(r.get("warning")) for r in rows)
     more = f"; listed in {issues_csv}" if n["failed"] + n["skipped"] + n_warn else ""
-    return (f"photostyle: {n['ok']} outputs ok ({n_warn} with warnings), {n['failed']} failed, "
-            f"{n['skipped']} skipped{more}")
+    return "\n".join([*fallback_lines(rows), f"photostyle: {n['ok']} outputs ok ({n_warn} with warnings), "
+                                               f"{n['failed']} failed, {n['skipped']} skipped{more}"])
 
 
 def aggregate(shard_files, per_image_out, summary_out, issues_out=None):
@@ -199,5 +201,6 @@ def aggregate(shard_files, per_image_out, summary_out, issues_out=None):
     write_csv_atomic(summary_out, list(summary.columns), summary.itertuples(index=False))
     if issues_out is not None:
         write_csv_atomic(issues_out, ISSUE_COLUMNS, issues(per_image))
-        log.info("%s", run_summary(per_image_out, issues_out))
+        for line in run_summary(per_image_out, issues_out).splitlines():
+            log.info("%s", line)
     return summary

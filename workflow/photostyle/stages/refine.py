@@ -115,8 +115,8 @@ def run_refine_shard(shard_table, stylize_indexes, settings: dict, out_root, ind
         p = photos[e["photo_id"]]
         prov = {"photo": e["photo_id"], "style": e["style"], "method": e["method"], "variant": "refined",
                 "source_sha256": p["sha256"], "input_sha256": sha256_bytes(data), "labels_sha256": content.labels_digest(p),
-                "config_hash": hashes[e["method"]], "code_version": code_version, "weights": e["weights"],
-                "device": job.device_desc}
+                "segmenter": e.get("segmenter") or "none", "config_hash": hashes[e["method"]],
+                "code_version": code_version, "weights": e["weights"], "device": job.device_desc}
         out = Path(out_root) / e["style"] / e["method"] / f"{e['photo_id']}.png"
         return Item(key, {**row, "status": ""}, out, prov, (p, data))
 

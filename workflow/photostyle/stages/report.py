@@ -153,7 +153,8 @@ def segmentation_sheet(indexes: list[str], out, n_photos: int = 6) -> None:
         areas = ", ".join(a.split(":")[0] for a in r["areas"].split(";")[:5])
         ax.set_title(f"{r['kind']}: {r['photo_id'][:24]}\n{r['model']} [{areas}]", fontsize=7)
     if panels:
-        fig.suptitle(f"segmentation: {panels[0]['model']} (weights: {panels[0]['weights']})", fontsize=9)
+        used = panels[0].get("segmenter") or f"{panels[0]['model']} (weights: {panels[0]['weights']})"
+        fig.suptitle(f"segmentation: {used}", fontsize=9)
     fig.tight_layout()
     _save(fig, out)
 
@@ -213,3 +214,68 @@ def loss_curves(out, indexes: list[str] = (), training_logs: list[str] = (), n_p
         axes[0][0].text(0.5, 0.5, "no training or optimisation runs", ha="center")
     fig.tight_layout()
     _save(fig, out)
+
+
+# --- tables: the report shows an HTML page inside itself, but offers a CSV only as a data: link
+# that browsers will not open; so every table of the report is also written as a small HTML page.
+
+TABLE_STYLE = """
+body { font: 13px/1.4 system-ui, sans-serif; margin: 12px; color: #222; }
+p.note { color: #555; margin: 0 0 8px; }
+.wrap { overflow: auto; max-height: 92vh; border: 1px solid #ccc; }
+table { border-collapse: collapse; white-space: nowrap; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
+th { position: sticky; top: 0; background: #f0f0f0; border-bottom: 1px solid #bbb; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafafa; }
+td.warn { color: #8a5300; } td.bad { color: #b00020; font-weight: 600; }
+"""
+_FLOAT = None
+
+
+def _cell(column: str, value: str) -> str:
+    """One ``<td>``: numbers right-aligned, floats to 4 significant digits; statuses coloured."""
+    import html
+    import re
+
+    global _FLOAT
+    if _FLOAT is None:
+        _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)$")
+    cls = ""
+    if _FLOAT.match(value):
+        value, cls = f"{float(value):.4g}", "num"
+    elif value.isdigit() and column != "shard":
+        cls = "num"
+    elif column == "status" and value in ("failed", "skipped") or column == "error" and value:
+        cls = "bad"
+    elif column == "warning" and value:
+        cls = "warn"
+    return f'<td class="{cls}">{html.escape(value)}</td>' if cls else f"<td>{html.escape(value)}</td>"
+
+
+def table_html(csv_path, out, max_rows: int = 1000) -> int:
+    """``csv_path`` as a self-contained HTML page (header kept in view while scrolling), with at
+    most ``max_rows`` rows and a note saying where the full table is. Returns the rows shown."""
+    import csv
+    import html
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        rows, total = [], 0
+        for row in reader:
+            total += 1
+            if len(rows) < max_rows:
+                rows.append(row)
+    name = Path(csv_path).name
+    note = (f"{total} row{'s' * (total != 1)}" + (f"; the first {len(rows)} shown" if len(rows) < total else "")
+            + f" &middot; full table: <code>{html.escape(str(csv_path))}</code>")
+    body = "\n".join("<tr>" + "".join(_cell(c, v) for c, v in zip(header, r)) + "</tr>" for r in rows)
+    if not rows:
+        body = f'<tr><td colspan="{max(1, len(header))}"><em>no rows</em></td></tr>'
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(name)}</title>'
+            f"<style>{TABLE_STYLE}</style></head><body>\n<p class=\"note\"><strong>{html.escape(name)}</strong>: {note}</p>\n"
+            f'<div class="wrap"><table>\n<thead><tr>{"".join(f"<th>{html.escape(c)}</th>" for c in header)}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody></table></div>\n</body></html>\n")
+    write_bytes_atomic(out, page.encode("utf-8"))
+    return len(rows)

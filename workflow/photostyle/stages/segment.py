@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_bytes_atomic
-from photostyle.stages.common import groups_digest, job_settings
+from photostyle.stages.common import groups_digest, job_settings, segmenter_text
 from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 
 SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "model", "label_space",
-                   "weights", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
+                   "weights", "segmenter", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
 NETWORKS = ("segformer-ade20k", "deeplabv3")  # segmenters with pretrained weights
 KEYS = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "labels_format", "groups_file",
         "min_area", "kmeans")
@@ -44,17 +44,19 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
     segmenter = build_segmenter(cfg, settings.get("weights", {}), settings["seed"], job.device)
     groups = load_groups(cfg["groups_file"])
     tables = {"groups": groups, "colours": COLOUR_TABLE, "clusters": None}  # label space -> names and relations
-    logging.getLogger(__name__).info("segmenter %s (%s), weights %s, device %s", segmenter.name,
+    used = segmenter_text(segmenter.name, segmenter.provenance, segmenter.fallback)
+    logging.getLogger(__name__).info("segmenter %s (%s), weights %s, device %s", used,
                                      segmenter.label_space, segmenter.provenance, job.device_desc)
     out_root, decoded = Path(out_root), {}
     base = {"kind": kind, "model": segmenter.name, "label_space": segmenter.label_space,
-            "weights": segmenter.provenance, "device": job.device_desc, "config_hash": job.config_hash,
-            "code_version": code_version}
+            "weights": segmenter.provenance, "segmenter": used, "device": job.device_desc,
+            "config_hash": job.config_hash, "code_version": code_version}
 
     def item(r) -> Item:
         lpath, opath = out_root / kind / f"{r['id']}.png", out_root / "overlay" / f"{r['id']}.jpg"
         prov = {"photo": r["id"], "source_sha256": r["sha256"], "config_hash": job.config_hash,
-                "code_version": code_version, "weights": segmenter.provenance, "device": job.device_desc}
+                "code_version": code_version, "weights": segmenter.provenance, "segmenter": used,
+                "device": job.device_desc}
         return Item((r["id"],), {**base, "photo_id": r["id"], "labels": str(lpath), "overlay": str(opath)},
                     lpath, prov, r)
 

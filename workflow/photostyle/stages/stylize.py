@@ -14,7 +14,8 @@ from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_csv_atomic, write_png_atomic
 from photostyle.methods import get_method
-from photostyle.stages.common import INDEX_COLUMNS, job_settings, matching_settings, read_styles, segmentation_on, trace_path
+from photostyle.stages.common import (INDEX_COLUMNS, fallback_warning, job_settings, matching_settings, pair_segmenter,
+                                      read_styles, segmentation_on, trace_path)
 from photostyle.stages.engine import Item, ShardJob, batched, provenance_text
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
     base = {"method": method_name, "variant": "raw", "shard": Path(shard_table).stem, "device": job.device_desc,
             "config_hash": job.config_hash, "code_version": code_version}
     decoded, styles_decoded, style_state = {}, {}, {}
+    random_weights = [n for n, r in method.resolved.items() if getattr(r, "fallback", "")]  # auto: none found
 
     def image(r, cache=decoded):  # the current chunk's photos (and every style photo) decoded once
         if r["id"] not in cache:
@@ -78,21 +80,28 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             row["weights"] = method.provenance(srow["id"])
         except OSError as exc:
             return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"unreadable: {exc}"})
-        global_why = regions.usable(r["id"], srow["id"]) if regions is not None and cls.uses_regions else None
+        uses = regions is not None and cls.uses_regions
+        row["segmenter"] = pair_segmenter(*regions.segmenters(r["id"], srow["id"])) if uses else "none"
+        warnings = []
+        global_why = regions.usable(r["id"], srow["id"]) if uses else None
         if global_why:
             missing = regions.missing(r["id"], srow["id"])
             why = missing or global_why
             if seg.get("on_error") == "fail" and missing:
                 return Item((r["id"], srow["id"]), {**row, "status": "failed", "error": f"segmentation: {why} "
                             "(segmentation.on_error: global stylises such photos globally, with a warning)"})
-            row["warning"] = f"stylised globally: {why}"
-        elif regions is not None and cls.uses_regions and (seg_warning := regions.warnings(r["id"], srow["id"])):
-            row["warning"] = seg_warning  # e.g. a label map resized from a size a pixel off
+            warnings.append(f"stylised globally: {why}")
+        elif uses and (seg_warning := regions.warnings(r["id"], srow["id"])):
+            warnings.append(seg_warning)  # e.g. a label map resized from a size a pixel off
+        # made with a stand-in: a fallback segmenter, random weights (both counted as warnings)
+        warnings.append(fallback_warning(row["segmenter"], random_weights))
+        row["warning"] = "; ".join(w for w in warnings if w)
         row["regions"] = ("global (method does not use regions)" if not cls.uses_regions else
                           "global (segmentation off)" if regions is None else "")
         prov = {"photo": r["id"], "style": srow["id"], "method": method_name, "source_sha256": r["sha256"],
-                "style_sha256": srow["sha256"], "labels_sha256": labels, "config_hash": job.config_hash,
-                "code_version": code_version, "weights": row["weights"], "device": job.device_desc, "seed": str(seed)}
+                "style_sha256": srow["sha256"], "labels_sha256": labels, "segmenter": row["segmenter"] or "none",
+                "config_hash": job.config_hash, "code_version": code_version, "weights": row["weights"],
+                "device": job.device_desc, "seed": str(seed)}
         return Item((r["id"], srow["id"]), row, out, prov, {"photo": r, "style": srow})
 
     def chunks():
