@@ -118,13 +118,13 @@ def test_metrics_tables_cover_every_output(pipeline):
 
 def test_outputs_browsable_with_provenance(pipeline):
     tmp, _, _ = pipeline
-    pngs = sorted((tmp / "results" / "stylized").glob("*-*/*/*.png"))
+    pngs = sorted(p for style in ("warm", "cool") for p in (tmp / "results" / "stylized" / style).glob("*/*.png"))
     assert len(pngs) == 3 * 2 * 2
     text = read_png_text(pngs[0])
     assert {"photostyle:config_hash", "photostyle:code_version", "photostyle:weights", "photostyle:device"} <= set(text)
-    assert len(list((tmp / "results" / "refined").glob("*-*/*/*.png"))) == 12
+    assert len([p for style in ("warm", "cool") for p in (tmp / "results" / "refined" / style).glob("*/*.png")]) == 12
     for style in ("warm", "cool"):
-        assert len(list((tmp / "results" / "report").glob(f"grid_{style}-*.png"))) == 1
+        assert (tmp / "results" / "report" / f"grid_{style}.png").exists()
     assert (tmp / "results" / "report" / "metrics_scatter.png").stat().st_size > 1000
     # no temporary files left behind by atomic writes
     assert not [p for p in (tmp / "results").rglob(".*.tmp*")]

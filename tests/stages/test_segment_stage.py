@@ -163,7 +163,7 @@ def test_style_distance_auto_is_skipped_with_random_weights_and_says_why(corpus)
                                         metrics_stage.settings(c), out, [])
         (m,) = read_csv_dicts(out)
         assert bool(m["style_dist"]) == computed
-        assert ("not computed: no pretrained VGG-19" in m["style_dist_weights"]) != computed
+        assert ("not computed: no pretrained VGG-16" in m["style_dist_weights"]) != computed
         if computed:
             assert m["style_dist_weights"] == "random, seed 0"
 
