@@ -45,6 +45,29 @@ def _thumb(img: np.ndarray, px: int) -> np.ndarray:
     return np.asarray(im)
 
 
+_WEIGHT_NAMES = {"cd16x": "distilled VGG-19 (shipped)", "vgg16-oxford": "VGG-16 (Oxford)",
+                 "vgg16-imagenet": "VGG-16 (torchvision)", "vgg19-imagenet": "VGG-19 (torchvision)"}
+
+
+def weights_label(provenance: str) -> str:
+    """A short line for a grid column: which pretrained weights an output ran on (from its
+    ``weights`` provenance, ``name=sha256:...; ...``); RANDOM stands out."""
+    parts = [p.split("=", 1) for p in (provenance or "").split("; ") if "=" in p]
+    if not parts:
+        return "no weights"
+    if any("random" in v for _, v in parts):
+        return "RANDOM weights"
+    names = []
+    for name, _ in parts:
+        if "/" in name:  # a trained model (fast/<style>, decoder/<family>/...): its digest is in the provenance
+            label = "trained " + name.split("/")[0]
+        else:
+            label = _WEIGHT_NAMES.get("cd16x" if name.startswith("cd16x-") else name, name)
+        if label not in names:
+            names.append(label)
+    return ", ".join(names)
+
+
 def image_grid(style_id: str, manifest, style_table, indexes: list[str], out, n_photos: int = 6,
                thumb_px: int = 256) -> int:
     """content | style | each method raw | each method refined, for a sample of photos."""
@@ -69,8 +92,8 @@ def image_grid(style_id: str, manifest, style_table, indexes: list[str], out, n_
             style_img = _thumb(load_photo(style_row["path"], limits)[0], thumb_px)
         except PhotoRejected:
             style_img = None
-    titles = ["content", "style"] + [f"{m}\n{v}" + (" (random weights)" if "random" in
-             next(iter(outputs[(m, v)].values()), {}).get("weights", "") else "") for m, v in columns]
+    titles = ["content", "style"] + [
+        f"{m}\n{v}\n{weights_label(next(iter(outputs[(m, v)].values()), {}).get('weights', ''))}" for m, v in columns]
     for ax, title in zip(axes[0], titles):
         ax.set_title(title, fontsize=8)
     for r, pid in enumerate(ok_ids):
