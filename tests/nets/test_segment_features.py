@@ -59,7 +59,7 @@ def test_two_textures_of_one_colour_are_separated():
     labels = _features(clusters=2).segment(img, {"id": "t"})
     assert labels.shape == (h, w) and len(np.unique(labels)) == 2
     region = labels == labels[0, -1]
-    assert max(_iou(region, truth), _iou(~region, truth)) > 0.85
+    assert max(_iou(region, truth), _iou(~region, truth)) > 0.9  # 0.94; Lab colour + position instead of features: 0.81
 
 
 def test_matching_follows_content_not_position_or_luminance():
