@@ -145,3 +145,18 @@ def test_kmeans_is_the_last_resort_when_features_fail_too(tmp_path, monkeypatch)
     assert segmenter.name == "kmeans"
     assert "deeplabv3-resnet101-coco weights unavailable" in segmenter.provenance
     assert "features failed: RuntimeError: encoder file damaged" in segmenter.provenance
+
+
+def test_a_uniform_sky_split_by_position_takes_one_style_region():
+    """k is fixed, so a clear sky splits into position clusters; their features are alike, so they
+    all match one style cluster (one colour map: no transition inside the sky)."""
+    rng = np.random.default_rng(0)
+    sky = np.zeros((100, 150, 3))
+    sky[:] = (0.45, 0.65, 0.9)
+    sky += np.linspace(0, 0.08, 100)[:, None, None]
+    sky = (np.clip(sky + rng.normal(0, 0.01, sky.shape), 0, 1) * 255).astype(np.uint8)
+    seg = _features()
+    cl, sl = seg.segment(sky, {"id": "c"}), seg.segment(sample_photo("rocket.jpg")[::2, ::2], {"id": "s"})
+    cf, sf = (region_features({REGION_FEATURES_KEY: seg.region_features[i]}) for i in ("c", "s"))
+    matches = match_features(cl, cf, sl, sf)
+    assert len(matches) > 1 and len({m.style for m in matches}) == 1
