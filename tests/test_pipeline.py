@@ -103,12 +103,14 @@ def test_metrics_tables_cover_every_output(pipeline):
     assert set(per_image["weights"]) == {"none"} and per_image["device"].str.startswith("cpu").all()
     # no pretrained VGG here: the style distance is computed but flagged as random-weight
     assert per_image["style_dist"].notna().all() and (per_image["style_dist_weights"] == "random, seed 0").all()
-    # segmentation ran with the k-means fallback (no Segformer weights here), recorded as such
+    # segmentation ran with the pretrained-feature fallback (no Segformer weights here; the distilled
+    # encoder ships with the package), recorded as such
     seg = [r for p in (tmp / "results" / "segment").glob("*/_index/*.csv") for r in read_csv_dicts(p)]
+    why = "segformer-b2-ade20k weights unavailable"
     assert seg and {(r["model"], r["label_space"], r["weights"], r["segmenter"]) for r in seg} == {
-        ("kmeans", "clusters", "none (kmeans: segformer-b2-ade20k weights unavailable)",
-         "kmeans (fallback: segformer-b2-ade20k weights unavailable)")}
-    assert (per_image["segmenter"] == "kmeans (fallback: segformer-b2-ade20k weights unavailable)").all()
+        ("features", "features", "sha256:d2f059cbcd6669556a43aadef58d20c8b280462c18b60a9e7424a14dd271cd6b "
+                                 f"(features cd16x relu4_1; fallback: {why})", f"features (fallback: {why})")}
+    assert (per_image["segmenter"] == f"features (fallback: {why})").all()
     # so the per-region distance exists
     assert per_image["colour_dist_regions"].notna().all()
     assert per_image["regions"].str.contains(">").all()

@@ -21,7 +21,7 @@ import yaml
 from conftest import run_snakemake, save, smooth_photo
 from photostyle.core.io import read_png_text
 
-FALLBACK = "kmeans (fallback: segformer-b2-ade20k weights unavailable)"
+FALLBACK = "features (fallback: segformer-b2-ade20k weights unavailable)"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_fallbacks_are_where_a_user_looks(offline_run):
             assert text["photostyle:segmenter"] == "none" and "random, seed 0" in text["photostyle:weights"]
     # counted as warnings: each output's warning, summary.csv, issues.csv and the run's last line
     assert per_image.loc[regional, "warning"].str.contains(
-        "segmentation fell back to kmeans (segformer-b2-ade20k weights unavailable)", regex=False).all()
+        "segmentation fell back to features (segformer-b2-ade20k weights unavailable)", regex=False).all()
     assert per_image.loc[~regional, "warning"].str.contains("random weights: vgg19-imagenet unavailable").all()
     summary = pd.read_csv(res / "metrics" / "summary.csv")
     assert (summary["n_warnings"] == 2).all() and (summary["n_ok"] == 2).all()
@@ -78,7 +78,7 @@ def test_fallbacks_are_where_a_user_looks(offline_run):
     # the console: one line per kind of fallback, then the last line counts them as warnings
     lines = [ln for ln in console.splitlines() if ln.startswith("photostyle: ")]
     assert lines[-3:] == [
-        "photostyle: segmentation fell back to kmeans for 2 photos (segformer-b2-ade20k weights unavailable)",
+        "photostyle: segmentation fell back to features for 2 photos (segformer-b2-ade20k weights unavailable)",
         "photostyle: random weights used by gatys (vgg19-imagenet unavailable)",
         "photostyle: 8 outputs ok (8 with warnings), 0 failed, 0 skipped; listed in results/metrics/issues.csv",
     ], lines

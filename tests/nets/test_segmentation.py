@@ -54,12 +54,12 @@ def test_random_init_networks_give_deterministic_label_maps():
     assert all(np.array_equal(a, b) for a, b in zip(*runs))  # and a rebuilt model gives the same maps
 
 
-def test_auto_mode_without_weights_falls_back_to_kmeans_and_says_so(tmp_path):
+def test_auto_mode_without_weights_falls_back_to_features_and_says_so(tmp_path):
     seg, weights = _cfg(model="segformer-ade20k")
     weights = {**weights, "mode": "auto", "dir": str(tmp_path)}
     with pytest.warns(RuntimeWarning):
         segmenter = build_segmenter(seg, weights, seed=0, device=torch.device("cpu"))
-    assert segmenter.name == "kmeans" and "unavailable" in segmenter.provenance
+    assert segmenter.name == "features" and "unavailable" in segmenter.provenance  # kmeans: tests/nets/test_segment_features.py
 
 
 def _iou(a, b):

@@ -199,3 +199,41 @@ def test_a_label_map_a_pixel_off_is_resized_with_a_warning(corpus):
     with pytest.raises(Exception, match="is 700x380, photo is 700x394"):  # 3.6 % off: not rounding
         save(_mask(380, 700, "red", "blue"), tmp_path / "labels" / "a.png")
         seg.segment((photo * 255).astype(np.uint8), {"relpath": "a.png", "id": "a"})
+
+
+def test_without_network_weights_the_stage_segments_by_features_and_stylize_matches_by_them(tmp_path):
+    """Segformer without weights (auto): the segment stage falls back to the ``features`` segmenter,
+    records it, stores each cluster's mean feature in the label map, and stylize matches content
+    clusters to style clusters by those features (issue 26, item 4)."""
+    from conftest import sample_photo
+
+    def square(name, side=96):
+        img = sample_photo(name)
+        m = min(img.shape[:2])
+        return np.asarray(Image.fromarray(img[:m, :m]).resize((side, side), Image.Resampling.LANCZOS))
+
+    coffee, cat = square("coffee.jpg"), square("chelsea.jpg")
+    save(np.concatenate([coffee, cat], axis=1), tmp_path / "c" / "a.png")  # coffee | cat (the brighter)
+    dark, bright = (cat * 0.35).astype(np.uint8), (255 - (255 - coffee.astype(float)) * 0.35).astype(np.uint8)
+    save(np.concatenate([dark, bright], axis=0), tmp_path / "s" / "b.png")  # the cat darkened over the coffee brightened
+    cfg = validate_config({"device": "cpu", "weights": {"mode": "auto", "dir": str(tmp_path / "w"), "download": False},
+                           "segmentation": {"model": "segformer-ade20k", "short_side": 128, "features": {"clusters": 2}}})
+    limits = PhotoLimits.from_settings(cfg)
+    (shard,) = sync_listings(tmp_path / "c", tmp_path / "lc", 100)
+    ingest_listing(tmp_path / "lc" / f"{shard}.csv", tmp_path / "c", "content", shard, limits, tmp_path / "content.csv")
+    (sid,) = sync_listings(tmp_path / "s", tmp_path / "ls", per_file=True)
+    ingest_listing(tmp_path / "ls" / f"{sid}.csv", tmp_path / "s", "style", sid, limits, tmp_path / "style.csv")
+    with pytest.warns(RuntimeWarning):
+        indexes = _segment(tmp_path, cfg)
+    rows = [r for i in indexes for r in read_csv_dicts(i)]
+    for r in rows:
+        assert (r["status"], r["model"], r["label_space"]) == ("ok", "features", "features")
+        assert r["weights"].endswith("(features cd16x relu4_1; fallback: segformer-b2-ade20k weights unavailable)")
+    maps = [Image.open(r["labels"]) for r in rows]
+    assert all("photostyle-region-features" in m.text for m in maps)
+    cl, sl = (np.asarray(m) for m in maps)  # content, style
+    c_cat = int(np.bincount(cl[:, 96:].ravel()).argmax())  # the content cluster of the cat (right half)
+    s_cat = int(np.bincount(sl[:96].ravel()).argmax())  # the style's (top half)
+    expected = {c_cat: s_cat, 1 - c_cat: 1 - s_cat}
+    (row,) = _stylize(tmp_path, cfg, indexes)
+    assert row["status"] == "ok" and row["regions"] == ";".join(f"c{c}>c{expected[c]}" for c in sorted(expected))

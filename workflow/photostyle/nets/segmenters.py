@@ -6,18 +6,25 @@ Models (config ``segmentation.model``):
   (``smp-hub/segformer-b{0..5}-512x512-ade-160k`` through the weights resolver);
 * ``deeplabv3``: torchvision DeepLabV3-ResNet101, COCO with VOC labels (21 classes: no sky,
   tree or building -- mostly useful for people, animals, vehicles);
-* ``kmeans``: weight-free colour + position clustering in Lab + xy (offline fallback);
+* ``features``: clusters of pretrained deep features (Collaborative Distillation's distilled
+  VGG-19 encoder, ``relu4_1``, shipped with the package, so it always works offline),
+  L2-normalised, plus a small position term; each photo is clustered on its own and its
+  clusters' mean features are stored with its label map, so a content cluster is matched to the
+  style cluster whose features are most alike (:func:`photostyle.ops.regions.match_features`);
+* ``kmeans``: weight-free colour + position clustering in Lab + xy (last-resort fallback);
 * ``labels``: user label maps (PNG named like the photo, values = group indices);
 * ``none``: one region.
 
 With ``weights.mode: auto`` and no weights, ``segformer-ade20k``/``deeplabv3`` fall back to
-``kmeans`` loudly, and the fallback is recorded (a segmenter's ``fallback`` says why it runs
-instead of the configured one; the segment stage records it in every label map's provenance and
-index row, and stylize and metrics carry it on); with ``random`` they run with random weights
+``features`` loudly (to ``kmeans`` only if that fails too), and the fallback is recorded (a
+segmenter's ``fallback`` says why it runs instead of the configured one; the segment stage records
+it in every label map's provenance and index row, and stylize and metrics carry it on); with
+``random`` they run with random weights
 (recorded as ``random, seed N``) -- useful for tests only.
 
 Fine classes are mapped to coarse groups (``config/segmentation_groups.yaml``); regions under
-``min_area`` are merged; the label maps written hold group ids (or cluster ids for kmeans).
+``min_area`` are merged; the label maps written hold group ids (or cluster ids for features and
+kmeans).
 Big photos run at ``short_side`` and group scores are upsampled to full size in strips.
 """
 
@@ -176,6 +183,112 @@ class KMeansSegmenter(Segmenter):
         return np.asarray(Image.fromarray(lab_small).resize((w, h), Image.Resampling.NEAREST))
 
 
+def _sq_dist(x: torch.Tensor, cent: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(N, k)`` (one matrix product; ``x2``: the rows' squared norms)."""
+    return (x2[:, None] - 2 * x @ cent.T + (cent * cent).sum(1)[None]).clamp(min=0)
+
+
+def kmeans_torch(x: torch.Tensor, k: int, iterations: int, seed: int, restarts: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded k-means++ (``restarts`` runs, the lowest inertia kept) of the rows of ``x`` ``(N, D)``:
+    ``(labels (N,), centres (k', D))``. Deterministic for a given input and seed (CPU)."""
+    n = x.shape[0]
+    k = max(1, min(k, n))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x2 = (x * x).sum(1)
+    best = None
+    for _ in range(restarts):
+        cent = x[torch.randint(n, (1,), generator=gen).item()][None]
+        d2 = _sq_dist(x, cent, x2)[:, 0]
+        while cent.shape[0] < k and float(d2.sum()) > 0:
+            i = torch.multinomial((d2 / d2.sum()).double(), 1, generator=gen).item()
+            cent = torch.cat([cent, x[i][None]])
+            d2 = torch.minimum(d2, _sq_dist(x, x[i][None], x2)[:, 0])
+        labels = None
+        for _ in range(iterations):
+            new = _sq_dist(x, cent, x2).argmin(1)
+            if labels is not None and torch.equal(new, labels):
+                break
+            labels = new
+            onehot = F.one_hot(labels, cent.shape[0]).to(x.dtype)  # (N, k)
+            counts = onehot.sum(0)[:, None]
+            cent = torch.where(counts > 0, onehot.T @ x / counts.clamp(min=1), cent)  # an empty cluster keeps its centre
+        dist = _sq_dist(x, cent, x2)
+        labels = dist.argmin(1)
+        inertia = float(dist.gather(1, labels[:, None]).sum())
+        if best is None or inertia < best[0] - 1e-9:
+            best = (inertia, labels, cent)
+    return best[1], best[2]
+
+
+REGION_FEATURES_KEY = "photostyle-region-features"  # PNG text chunk of a label map: its clusters' mean features
+
+
+class FeatureSegmenter(Segmenter):
+    """Clusters of pretrained deep features: the distilled VGG-19 encoder's ``relu4_1`` (128
+    channels, 1/8 of the working size; shipped weights), each feature vector L2-normalised, with
+    the cell's position (``(y, x) / long side``) times ``position_weight`` appended; k-means++
+    (torch, seeded by the config's seed only, so a photo gets the same labels whatever its name
+    or job). Cluster distances are upsampled bilinearly to the photo's size and the nearest
+    cluster taken, so borders follow the features rather than the 8 px grid.
+
+    Each photo is clustered on its own (a content photo is segmented once, whatever the styles);
+    ``region_features[photo id]`` holds the JSON of each cluster's mean normalised feature,
+    written into the label map's PNG text (:data:`REGION_FEATURES_KEY`) for the matching.
+    """
+
+    name = "features"
+    label_space = "features"
+    layer = "relu4_1"
+
+    def __init__(self, encoder: torch.nn.Module, clusters: int, position_weight: float, iterations: int,
+                 short_side: int, seed: int, device, provenance: str):
+        self.encoder = encoder.to(device).eval()
+        self.k, self.position_weight, self.iterations = clusters, position_weight, iterations
+        self.short_side, self.seed, self.device, self.provenance = short_side, seed, device, provenance
+        self.region_features: dict[str, str] = {}
+
+    @torch.no_grad()
+    def features(self, image: np.ndarray) -> torch.Tensor:
+        """``(h', w', 128)`` L2-normalised ``relu4_1`` features of the photo at ``short_side`` (CPU)."""
+        h, w = image.shape[:2]
+        x = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1)[None].float() / 255
+        size = _working_size(h, w, self.short_side, multiple=8)  # every photo at one scale: features comparable
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        f = F.normalize(self.encoder(x)[0].float(), dim=0)
+        return f.permute(1, 2, 0).cpu()
+
+    def points(self, feats: torch.Tensor) -> torch.Tensor:
+        """The clustered vectors: features and the weighted position of each cell, ``(h'w', C + 2)``."""
+        fh, fw, c = feats.shape
+        yy, xx = torch.meshgrid(torch.arange(fh, dtype=torch.float32), torch.arange(fw, dtype=torch.float32),
+                                indexing="ij")
+        pos = torch.stack([yy, xx], -1) / max(fh, fw) * self.position_weight
+        return torch.cat([feats, pos], -1).reshape(-1, c + 2)
+
+    @torch.no_grad()
+    def segment(self, image: np.ndarray, row: dict) -> np.ndarray:
+        import json
+
+        feats = self.features(image)
+        fh, fw, c = feats.shape
+        pts = self.points(feats)
+        labels, cent = kmeans_torch(pts.double(), self.k, self.iterations, derive_seed(self.seed, "features"))
+        # renumber by first appearance in raster order: label values do not depend on the initialisation
+        order = list(dict.fromkeys(labels.tolist()))
+        cent = cent[order].float()
+        dist = _sq_dist(pts, cent, (pts * pts).sum(1))  # (h'w', k)
+        full = _upsampled_argmax(-dist.T.reshape(len(order), fh, fw), image.shape[:2])
+        grid = dist.argmin(1)
+        means = {}
+        for j in range(len(order)):
+            sel = grid == j
+            v = feats.reshape(-1, c)[sel].mean(0) if sel.any() else cent[j, :c]
+            means[str(j)] = [round(float(t), 4) for t in F.normalize(v, dim=0)]
+        self.region_features[row.get("id", "")] = json.dumps(
+            {"layer": self.layer, "clusters": means}, separators=(",", ":"))
+        return full
+
+
 ASPECT_TOLERANCE = 0.01
 
 
@@ -299,12 +412,21 @@ def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmente
         if not cfg.get("labels_dir"):
             raise ValueError("segmentation.model: labels needs segmentation.labels_dir")
         return LabelSegmenter(cfg["labels_dir"], table, cfg.get("labels_format", "auto"))
+    if model == "features":
+        return build_features(cfg, weights_cfg, seed, device)
     wname = f"segformer-{cfg['segformer_variant']}-ade20k" if model == "segformer-ade20k" else "deeplabv3-resnet101-coco"
     resolved = resolve_cfg(wname, weights_cfg, seed)
     if resolved.is_random and weights_cfg["mode"] == "auto":
-        kmeans.provenance = f"none (kmeans: {wname} weights unavailable)"
-        kmeans.fallback = f"{wname} weights unavailable"
-        log.warning("segmentation: %s weights unavailable; using the weight-free kmeans segmentation", wname)
+        why = f"{wname} weights unavailable"
+        try:  # the shipped encoder: works offline
+            seg = build_features(cfg, weights_cfg, seed, device, why=why)
+            seg.fallback = why
+            log.warning("segmentation: %s; using the pretrained-feature segmentation (%s)", why, seg.provenance)
+            return seg
+        except Exception as exc:  # noqa: BLE001 -- any failure: the weight-free last resort
+            kmeans.provenance = f"none (kmeans: {why}; features failed: {exc.__class__.__name__}: {exc})"
+            kmeans.fallback = f"{why}; features failed: {exc.__class__.__name__}"
+        log.warning("segmentation: %s; using the weight-free kmeans segmentation (%s)", why, kmeans.provenance)
         return kmeans
     seed_everything(seed)
     if model == "segformer-ade20k":
@@ -324,6 +446,26 @@ def build_segmenter(cfg: dict, weights_cfg: dict, seed: int, device) -> Segmente
     voc = DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"]
     return DeepLab(model, net, table.fine_to_group_ids("voc", voc), len(table.groups), resolved.provenance,
                    device, cfg["short_side"])
+
+
+FEATURES_ENCODER = ("cd16x-encoder4", 4)  # registry name, level: relu4_1, 128 channels
+
+
+def build_features(cfg: dict, weights_cfg: dict, seed: int, device, why: str = "") -> FeatureSegmenter:
+    """The ``features`` segmenter on the shipped distilled encoder (always its pretrained weights,
+    verified by their full digest; never downloaded). ``why``: the fallback's reason, recorded in
+    the provenance (``sha256:... (features cd16x relu4_1; fallback: ... unavailable)``)."""
+    from photostyle.core.weights import resolve
+    from photostyle.nets.distilled import load
+
+    name, level = FEATURES_ENCODER
+    resolved = resolve(name, "pretrained", (weights_cfg or {}).get("dir", "weights"), seed, download=False,
+                       search=(weights_cfg or {}).get("search", ()))
+    encoder = load("encoder", level, resolved, seed)
+    fc = cfg["features"]
+    note = f"features cd16x relu{level}_1" + (f"; fallback: {why}" if why else "")
+    return FeatureSegmenter(encoder, fc["clusters"], fc["position_weight"], fc["iterations"], cfg["short_side"],
+                            seed, device, f"{resolved.provenance} ({note})")
 
 
 def palette_png(labels: np.ndarray, text: dict[str, str] | None = None) -> bytes:

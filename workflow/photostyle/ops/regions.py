@@ -15,6 +15,12 @@ Matching rules (documented in config/README.md):
   related group present in the same photo, else into the photo's largest region.
 * Colour-coded masks (DPST's format, ``label_space`` ``colours``): regions match by equal colour;
   a colour the style photo lacks is styled from the whole style photo.
+* Feature clusters (``label_space`` ``features``, the ``features`` segmenter): each label map
+  carries its clusters' mean L2-normalised deep features (PNG text
+  ``photostyle-region-features``); a content cluster takes the style cluster whose mean feature
+  is most similar (cosine), among those that pass the size checks, else the whole style photo.
+  Several content clusters may share a style cluster. Without the features (an older map), as
+  k-means clusters.
 * k-means clusters carry no meaning: clusters are matched by luminance rank (the content's
   darkest cluster takes the style's darkest, and so on; with different counts, by relative
   rank), which keeps the tonal order of the photo.
@@ -143,7 +149,7 @@ def merge_small_regions(labels: np.ndarray, table: GroupTable | None, min_area: 
 class Match:
     content: int
     style: int | str  # a style label id, or WHOLE
-    reason: str  # "same", "related", "rank", "whole"
+    reason: str  # "same", "related", "rank", "similar", "whole"
 
 
 def _passes(c_px: int, s_px: int, c_total: int, s_total: int, min_pixels: int, max_ratio: float) -> bool:
@@ -188,6 +194,37 @@ def match_clusters(content_img: np.ndarray, content: np.ndarray, style_img: np.n
     return out
 
 
+def region_features(text: dict | None) -> dict[int, np.ndarray] | None:
+    """Each cluster's mean feature from a label map's PNG text (``photostyle-region-features``), or None."""
+    import json
+
+    raw = (text or {}).get("photostyle-region-features")
+    if not raw:
+        return None
+    return {int(k): np.asarray(v, np.float64) for k, v in json.loads(raw)["clusters"].items()}
+
+
+def match_features(content: np.ndarray, c_feats: dict[int, np.ndarray], style: np.ndarray,
+                   s_feats: dict[int, np.ndarray], min_pixels: int = 10, max_area_ratio: float = 100.0) -> list[Match]:
+    """Feature clusters: each content cluster takes the style cluster of most similar mean feature
+    (cosine; ties to the lower id) among those passing the size checks, else the whole style photo."""
+    c_ids, c_counts = np.unique(content, return_counts=True)
+    s_ids, s_counts = np.unique(style, return_counts=True)
+    out = []
+    for cid, cpx in zip(c_ids.tolist(), c_counts.tolist()):
+        best, best_sim = None, -np.inf
+        for sid, spx in zip(s_ids.tolist(), s_counts.tolist()):
+            if cid not in c_feats or sid not in s_feats or not _passes(cpx, spx, content.size, style.size,
+                                                                         min_pixels, max_area_ratio):
+                continue
+            a, b = c_feats[cid], s_feats[sid]
+            sim = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+            if sim > best_sim + 1e-9:
+                best, best_sim = sid, sim
+        out.append(Match(cid, best, "similar") if best is not None else Match(cid, WHOLE, "whole"))
+    return out
+
+
 def describe(matches: list[Match], table: GroupTable | None) -> str:
     """``sky>sky;tree>ground(related);road>*`` for the index and the report."""
     def name(i):
@@ -195,7 +232,7 @@ def describe(matches: list[Match], table: GroupTable | None) -> str:
             return WHOLE
         return table.groups[i] if table is not None and i < len(table.groups) else f"c{i}"
 
-    return ";".join(f"{name(m.content)}>{name(m.style)}" + ("" if m.reason in ("same", "rank") else f"({m.reason})")
+    return ";".join(f"{name(m.content)}>{name(m.style)}" + ("" if m.reason in ("same", "rank", "similar") else f"({m.reason})")
                     for m in matches)
 
 
@@ -280,12 +317,13 @@ class RegionSource:
         self._content: tuple[str, tuple[np.ndarray, str]] | None = None
 
     @staticmethod
-    def _read(path: str) -> tuple[np.ndarray, str]:
+    def _read(path: str) -> tuple[np.ndarray, str, dict]:
         data = Path(path).read_bytes()
-        return np.asarray(Image.open(io.BytesIO(data))), sha256_bytes(data)
+        im = Image.open(io.BytesIO(data))
+        return np.asarray(im), sha256_bytes(data), dict(getattr(im, "text", {}) or {})
 
     def labels(self, kind: str, pid: str):
-        """(label map, sha256 of its file) or None when segmentation failed for the photo."""
+        """(label map, sha256 of its file, its PNG text) or None when segmentation failed for the photo."""
         row = self.rows.get((kind, pid))
         if row is None or row["status"] != "ok":
             return None
@@ -334,7 +372,12 @@ class RegionSource:
         """How the pair's regions are matched (images are needed for k-means clusters only)."""
         c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
         space = self.rows[("content", pid)]["label_space"]
-        if space == "clusters":
+        if space == "features":
+            cf = region_features(self.labels("content", pid)[2])
+            sf = region_features(self.labels("style", sid)[2])
+            if cf is not None and sf is not None:
+                return match_features(c, cf, s, sf, self.seg["min_pixels"], self.seg["max_area_ratio"]), None
+        if space in ("clusters", "features"):
             return match_clusters(content_img, c, style_img, s), None
         if space == "colours":  # colour-coded masks: equal colour, else the whole style photo
             return match_groups(c, s, COLOUR_TABLE, self.seg["min_pixels"], self.seg["max_area_ratio"]), COLOUR_TABLE

@@ -18,7 +18,7 @@ SEGMENT_COLUMNS = ("photo_id", "kind", "status", "error", "labels", "overlay", "
                    "weights", "segmenter", "areas", "segment_s", "device", "config_hash", "code_version", "warning")
 NETWORKS = ("segformer-ade20k", "deeplabv3")  # segmenters with pretrained weights
 KEYS = ("model", "segformer_variant", "short_side", "batch_size", "labels_dir", "labels_format", "groups_file",
-        "min_area", "kmeans")
+        "min_area", "kmeans", "features")
 
 
 def settings(config: dict) -> dict:
@@ -36,14 +36,14 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
 
     from photostyle.core.device import start_job
     from photostyle.core.photo import load_photo
-    from photostyle.nets.segmenters import areas_text, build_segmenter, overlay, palette_png
+    from photostyle.nets.segmenters import REGION_FEATURES_KEY, areas_text, build_segmenter, overlay, palette_png
     from photostyle.ops.regions import COLOUR_TABLE, load_groups, merge_small_regions
 
     job = start_job(settings)
     cfg = settings["segmentation"]
     segmenter = build_segmenter(cfg, settings.get("weights", {}), settings["seed"], job.device)
     groups = load_groups(cfg["groups_file"])
-    tables = {"groups": groups, "colours": COLOUR_TABLE, "clusters": None}  # label space -> names and relations
+    tables = {"groups": groups, "colours": COLOUR_TABLE, "clusters": None, "features": None}  # label space -> names and relations
     used = segmenter_text(segmenter.name, segmenter.provenance, segmenter.fallback)
     logging.getLogger(__name__).info("segmenter %s (%s), weights %s, device %s", used,
                                      segmenter.label_space, segmenter.provenance, job.device_desc)
@@ -69,7 +69,10 @@ def run_segment_part(table_csv, kind: str, settings: dict, out_root, index_out, 
         space = getattr(segmenter, "spaces", {}).get(it.data["id"], segmenter.label_space)  # user maps: per file
         table = tables[space]
         labels = merge_small_regions(labels, table, cfg["min_area"])
-        write_bytes_atomic(it.out, palette_png(labels, provenance_text(it.provenance)))
+        text = provenance_text(it.provenance)
+        if it.data["id"] in getattr(segmenter, "region_features", {}):  # features: each cluster's mean feature
+            text[REGION_FEATURES_KEY] = segmenter.region_features.pop(it.data["id"])
+        write_bytes_atomic(it.out, palette_png(labels, text))
         write_bytes_atomic(it.row["overlay"], overlay(image(it.data), labels))
         return {"areas": areas_text(labels, table.groups if table else None), "label_space": space,
                 "warning": getattr(segmenter, "warnings", {}).get(it.data["id"], "")}
