@@ -5,7 +5,6 @@ import importlib.util
 import os
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -54,39 +53,30 @@ def _pair(name: str, megapixels: float):
 
 
 def test_default_dpst_on_a_real_pair_keeps_structure_and_moves_region_colours_to_the_style():
-    """in58 (a building under a blue sky styled from a dusk photo) at ~0.02 MP, 12 L-BFGS steps,
-    the hand masks: luminance SSIM to the content stays above 0.8 while the mean colour of each
-    matched region (area-weighted, RGB 0-255) moves at least 25 % of the way to the style's.
-    With ``photorealism_weight: 0`` the SSIM falls (measured 0.XX); with ``style_weight: 0``
-    the colours do not move."""
+    """in14 at ~0.02 MP, 12 L-BFGS steps, one level, the hand masks, default weights: luminance
+    SSIM of the raw output to the content stays above 0.8 while the per-region colour distance to
+    the matched style region (benchmarks/quality.py's sliced Wasserstein in CIELAB) falls below
+    0.9x the content's own (measured 0.89 and 11.5 -> 8.8; about 35 s on 2 shared cores). Checked
+    to fail with ``style_weight: 0`` (colours stay: 11.5 -> 11.5)."""
     from photostyle.core.tensors import to_tensor, to_uint8
-    from photostyle.ops.measures import ssim_luminance
-    from photostyle.ops.regions import COLOUR_TABLE, WHOLE, build_masks, match_groups
+    from photostyle.ops.measures import projections, ssim_luminance
+    from photostyle.ops.regions import COLOUR_TABLE, build_masks, match_groups
 
     weights = real_weights_cfg()
-    quality, (content, style, c_lab, s_lab) = _pair("in58", 0.02)
+    quality, (content, style, c_lab, s_lab) = _pair("in14", 0.02)
     groups = match_groups(c_lab, s_lab, COLOUR_TABLE)
     masks = build_masks(c_lab, s_lab, groups, CPU, table=COLOUR_TABLE)
-    m = get_method("dpst").for_job({"params": {"iterations": 12, "scales": 1}, "seed": 0, "weights": weights},
-                                   CPU, ["s"], "-")
+    params = {"iterations": 12, "scales": 1}
+    m = get_method("dpst").for_job({"params": params, "seed": 0, "weights": weights}, CPU, ["s"], "-")
     t0 = time.perf_counter()
     state = m.prepare_style(to_tensor(style), "s")
     out = to_uint8(m(to_tensor(content), state, masks))
     seconds = time.perf_counter() - t0
-
-    def region_distance(img):
-        total = dist = 0.0
-        for g in groups:
-            sel = c_lab == g.content
-            ssel = np.ones_like(s_lab, bool) if g.style == WHOLE else s_lab == g.style
-            if sel.sum() < 20 or ssel.sum() < 20:
-                continue
-            d = np.linalg.norm(img[sel].mean(0) - style[ssel].mean(0))
-            dist, total = dist + sel.sum() * d, total + sel.sum()
-        return dist / total
-
+    dirs = projections(32, 0)
     ssim = ssim_luminance(out, content)
-    before, after = region_distance(content.astype(float)), region_distance(out.astype(float))
-    print(f"dpst in58: ssim {ssim:.3f}, region colour distance {before:.1f} -> {after:.1f}, {seconds:.1f} s")
+    before = quality.region_colour(content, c_lab, style, s_lab, groups, dirs)
+    after = quality.region_colour(out, c_lab, style, s_lab, groups, dirs)
+    print(f"dpst in14: ssim {ssim:.3f}, region colour distance {before:.2f} -> {after:.2f}, {seconds:.1f} s")
     assert ssim > 0.8
-    assert after < 0.75 * before
+    assert after < 0.9 * before
+
