@@ -89,13 +89,12 @@ def make_method(name, params=None, *, seed=0, artifacts=None, weights_mode="rand
     import torch
 
     from photostyle.config import validate_config
-    from photostyle.core.weights import resolve
     from photostyle.methods import get_method
 
     cls = get_method(name)
     p = {**validate_config({})["methods"][name], **(params or {})}
     parsed = cls.parse(p)
-    weights = {n: resolve(n, weights_mode, "unused-weights-dir", seed, False) for n in cls.weights_for(parsed)}
+    weights = cls.resolve_weights(parsed, {"mode": weights_mode, "dir": "unused-weights-dir", "download": False}, seed)
     return cls(parsed, torch.device("cpu"), seed=seed, weights=weights, artifacts=artifacts)
 
 

@@ -108,7 +108,71 @@ def test_stylize_driver_writes_optimisation_trace(tmp_path):
                 "weights": cfg["weights"]}
     (row,) = run_stylize_shard(tmp_path / "content.csv", [tmp_path / "style.csv"], "dpst", settings,
                                tmp_path / "out", tmp_path / "out" / "_index" / "dpst" / "x.csv", "test")
-    assert row["status"] == "ok" and row["weights"] == "vgg19-imagenet=random, seed 5"
-    assert read_png_text(row["output"])["photostyle:weights"] == "vgg19-imagenet=random, seed 5"
+    assert row["status"] == "ok" and row["weights"] == "vgg16-imagenet=random, seed 5"
+    assert read_png_text(row["output"])["photostyle:weights"] == "vgg16-imagenet=random, seed 5"
     trace = read_csv_dicts(trace_path(Path(row["output"])))
     assert len(trace) >= 4 and {"total", "style", "photorealism", "seconds"} <= set(trace[0])
+
+
+# --- loss scales: relative losses mean the same at any feature scale and photo size ----------
+def _vgg(arch="vgg16", last="relu3_1"):
+    from photostyle.core.weights import resolve
+    from photostyle.nets.vgg import ARCH_WEIGHTS, VGGFeatures
+
+    return VGGFeatures(arch, resolve(ARCH_WEIGHTS[arch], "random", "-", 0), 0, last)
+
+
+def _losses(net, out, content, style, regions=None, layers=("relu1_1", "relu2_1", "relu3_1")):
+    from photostyle.nets.optimise import _content_loss, _style_loss
+    from photostyle.nets.vgg import gram
+
+    layers = list(layers)
+    with torch.no_grad():
+        fo, fc, fs = net(out, layers), net(content, layers), net(style, layers)
+    c = float(_content_loss({"relu3_1": fo["relu3_1"]}, {"relu3_1": fc["relu3_1"]}))
+    s = float(_style_loss(fo, {n: [gram(fs[n])] for n in layers}, dict.fromkeys(layers)))
+    return c, s
+
+
+def test_losses_do_not_depend_on_the_scale_of_the_features():
+    """The Oxford VGG-16's activations are ~255x torchvision's: multiplying every feature by 255
+    leaves both losses unchanged (an absolute MSE would grow 255², a Gram MSE 255⁴)."""
+    from photostyle.nets.optimise import _content_loss, _style_loss
+    from photostyle.nets.vgg import gram
+
+    g = torch.Generator().manual_seed(0)
+    fo = {n: torch.rand(1, c, 12, 10, generator=g) for n, c in (("a", 8), ("b", 16))}
+    ft = {n: torch.rand_like(v) + 0.2 for n, v in fo.items()}
+    regions = torch.zeros(2, 12, 10)
+    regions[0, :6], regions[1, 6:] = 1, 1
+    for reg in (None, regions):
+        rr = dict.fromkeys(fo, reg)
+        targets = {n: [gram(v)] if reg is None else [gram(v, reg[0]), gram(v, reg[1])] for n, v in ft.items()}
+        targets255 = {n: [gram(255 * v)] if reg is None else [gram(255 * v, reg[0]), gram(255 * v, reg[1])]
+                      for n, v in ft.items()}
+        s, s255 = _style_loss(fo, targets, rr), _style_loss({n: 255 * v for n, v in fo.items()}, targets255, rr)
+        assert float(s) > 0.01 and float(s255) == pytest.approx(float(s), rel=1e-4)
+    c, c255 = _content_loss(fo, ft), _content_loss({n: 255 * v for n, v in fo.items()}, {n: 255 * v for n, v in ft.items()})
+    assert float(c) > 0.01 and float(c255) == pytest.approx(float(c), rel=1e-4)
+
+
+def test_losses_and_photorealism_term_about_the_same_at_another_photo_size():
+    """A photo and a recoloured, sharpened copy of it at 96 px and at 192 px: the relative content
+    and style losses and the per-pixel photorealism energy agree within 35 % (sums over pixels
+    would differ 4x, sums of Gram entries 16x)."""
+    from conftest import sample_photo
+    from photostyle.nets.optimise import _resize
+    from photostyle.ops.matting import MattingLaplacian
+
+    net = _vgg()
+    full = to_tensor(sample_photo("coffee.jpg"))
+    style = _resize(to_tensor(sample_photo("astronaut.jpg")), (160, 160))
+    got = []
+    for side in (96, 192):
+        c = _resize(full, (side * 3 // 4, side))
+        out = (c * torch.tensor([1.15, 0.95, 0.8]).view(1, 3, 1, 1) + 0.3 * (c - _resize(_resize(c, (side // 8, side // 6)), c.shape[-2:]))).clamp(0, 1)
+        cl, sl = _losses(net, out, c, style)
+        pr = float(MattingLaplacian(c, eps=1e-7).quadratic(out[0]) / out[0, 0].numel())
+        got.append((cl, sl, pr))
+    for small, large in zip(*got):
+        assert small > 0 and large / small == pytest.approx(1, abs=0.35), got

@@ -11,6 +11,10 @@ module, and the method modules at import time, import no torch):
   (:func:`photostyle.config.full_schema`), so the dataclass is the one place a parameter lives;
 * ``weights``: names in the pretrained-weights registry (:mod:`photostyle.core.weights`) that
   the stylize job resolves before any photo and records in every output's provenance;
+  :meth:`weights_for` narrows them to the given params, and :meth:`resolve_weights` resolves
+  them (by default each name; a method whose network has several candidate files, such as
+  ``vgg16`` -- the Oxford file, else torchvision's -- keeps only the one actually resolved, so
+  the provenance names the file that was used);
 * :meth:`artifacts`: models that a training rule must produce first (a per-style network, a
   decoder), as :class:`Artifact` (trainer, key, settings); the rules derive the training jobs,
   the stylize job's inputs and their params from these;
@@ -128,6 +132,14 @@ class Method:
         return cls.weights
 
     @classmethod
+    def resolve_weights(cls, params: Any, weights_cfg: dict, seed: int) -> dict:
+        """``{registry name: Resolved}`` that a job with ``params`` runs on: each of
+        :meth:`weights_for` by default (the keys must be among those names)."""
+        from photostyle.core.weights import resolve_cfg
+
+        return {n: resolve_cfg(n, weights_cfg, seed) for n in cls.weights_for(params)}
+
+    @classmethod
     def artifacts(cls, params: Any, styles: list[str]) -> list[Artifact]:
         """The trained models this method needs with ``params`` for ``styles`` (none by default)."""
         return []
@@ -152,10 +164,8 @@ class Method:
         """The instance a stylize job uses: ``settings`` as the rule passes them (``params``,
         ``seed``, ``weights``), the declared weights resolved once (recorded in every output's
         provenance, random ones included) and the artifacts of ``styles`` under ``train_root``."""
-        from photostyle.core.weights import resolve_cfg
-
         params, seed, w = cls.parse(settings["params"]), settings["seed"], settings.get("weights", {})
-        weights = {n: resolve_cfg(n, w, seed) for n in cls.weights_for(params)}
+        weights = cls.resolve_weights(params, w, seed)
         artifacts = {a: a.path(train_root) for a in cls.artifacts(params, styles)}
         return cls(params, device, seed=seed, weights=weights, artifacts=artifacts)
 

@@ -16,7 +16,11 @@ photo fits within ``stats_megapixels`` the statistics are exact and tiled output
 untiled output up to the tiles' border effects, which the overlap absorbs (tested).
 
 Training (:func:`train`): Adam on random crops of the user's photos; content loss on several
-VGG layers at once (low and high), Gram style loss, total variation, optional pixel loss and
+VGG layers at once (low and high), Gram style loss -- both relative errors, so their weights
+mean the same on torchvision's VGG-16 and on the Oxford one (Caffe-scale activations, which
+``train.vgg: vgg16`` resolves to where found); the defaults (content 2, style 1.5e-4) reproduce
+the former absolute weights (1 and 5 on torchvision-scale features) on the five DPST pairs'
+photos -- total variation, optional pixel loss and
 a structural-similarity term between output and content luminance (``pytorch_msssim``).
 The loop, crops and checkpoints are :mod:`photostyle.trainloop`'s (shared with the decoders
 of the universal methods).
@@ -34,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from photostyle.core.tensors import pad_to_multiple
-from photostyle.nets.vgg import gram
+from photostyle.nets.vgg import gram, relative_error
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +249,12 @@ class PerceptualLoss:
         fo = self.vgg(out, layers)
         with torch.no_grad():
             fc = self.vgg(content, self.c_layers)
-        parts = {"content": cfg["content_weight"] * sum(F.mse_loss(fo[n], fc[n]) for n in self.c_layers) / len(self.c_layers)}
+        # relative errors (photostyle.nets.vgg.relative_error): the same on torchvision's VGG and on
+        # the Oxford one, whose activations are ~255x larger
+        parts = {"content": cfg["content_weight"] * sum(relative_error(fo[n], fc[n]) for n in self.c_layers) / len(self.c_layers)}
         style = 0.0
         for n in self.s_layers:
-            style = style + F.mse_loss(gram(fo[n]), self.style_grams[n].expand(out.shape[0], -1, -1))
+            style = style + relative_error(gram(fo[n]), self.style_grams[n])
         parts["style"] = cfg["style_weight"] * style / len(self.s_layers)
         parts["tv"] = cfg["tv_weight"] * ((out[..., 1:, :] - out[..., :-1, :]).abs().sum()
                                           + (out[..., :, 1:] - out[..., :, :-1]).abs().sum()) / out.shape[0]

@@ -1,17 +1,27 @@
 """Image optimisation of the methods ``gatys`` and ``dpst`` (:mod:`photostyle.methods.optim`): Gatys et al. (CVPR 2016) and Deep Photo Style Transfer (Luan et
 al., CVPR 2017). Both optimise the output image itself, starting from the content photo.
 
-Losses (VGG-19 features of the image in [0, 1], ImageNet-normalised inside):
+Losses (features of the chosen VGG -- the ImageNet VGG-16 by default, see
+:mod:`photostyle.methods.optim` -- of the image in [0, 1], ImageNet-normalised inside). Each is
+*relative*, so a weight means the same whatever the photo's size and whatever the scale of the
+network's activations (the Oxford VGG-16's are at Caffe scale, about 255x torchvision's):
 
-* content: mean over ``content_layers`` of the MSE between output and content features;
-* style: mean over ``style_layers`` of the MSE between Gram matrices (normalised by channels
-  and pixels, see :func:`photostyle.vgg.gram`). ``dpst`` uses the augmented style loss: one
-  Gram pair per matched semantic region, the masks (from the segmentation stage) resized to
-  each layer, each Gram normalised by its region's mass, summed over regions -- so sky is
-  styled from sky. Without segmentation there is one region (the whole photo);
-* ``dpst`` adds the photorealism term ``lambda * sum_c V_c[O]^T L V_c[O]`` with the matting
-  Laplacian L of the content (:class:`photostyle.matting.MattingLaplacian`, matrix-free);
-* optional total variation.
+* content: mean over ``content_layers`` of ``||F(O) - F(I)||^2 / ||F(I)||^2`` (the squared error
+  relative to the content features' own energy; 1 = as far as an all-zero feature map);
+* style: mean over ``style_layers`` of ``||G(O) - G(S)||^2 / ||G(S)||^2`` with Gram matrices
+  normalised by channels and pixels (:func:`photostyle.nets.vgg.gram`). ``dpst`` uses the
+  augmented style loss: one Gram pair per matched semantic region, the masks (from the
+  segmentation stage) resized to each layer, each Gram normalised by its region's mass, each
+  region's relative error weighted by its share of the content photo -- so sky is styled from
+  sky, and one region spanning the photo gives the plain loss. Without segmentation there is
+  one region (the whole photo);
+* ``dpst`` adds the photorealism term ``lambda * sum_c V_c[O]^T L V_c[O] / N`` with the matting
+  Laplacian L of the content (:class:`photostyle.ops.matting.MattingLaplacian`, matrix-free),
+  V_c the channels in [0, 1], N the pixel count: about 9x the mean residual variance (per
+  pixel, per 3x3 window) of the output's colours after the best local affine fit from the
+  content's -- in image units, so independent of the network's scale, and per pixel, so
+  independent of the photo's size (the paper's ``lambda`` multiplies the sum over pixels);
+* optional total variation (mean absolute difference of neighbouring pixels).
 
 Coarse to fine: the image is optimised at ``scales`` levels, each twice the size of the
 previous, the finest with long side ``min(work_side, photo)``; each level starts from the
@@ -34,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle.ops.matting import MattingLaplacian
-from photostyle.nets.vgg import VGGFeatures, gram
+from photostyle.nets.vgg import VGGFeatures, gram, relative_error
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +105,24 @@ def _content_regions(feats: dict, layers, masks) -> dict:
     return {k: _region_masks(masks, tuple(feats[k].shape[-2:]), style=False) for k in layers}
 
 
+def _content_loss(feats: dict, targets: dict) -> torch.Tensor:
+    return sum(relative_error(feats[n], t) for n, t in targets.items()) / len(targets)
+
+
 def _style_loss(feats: dict, targets: dict, regions: dict) -> torch.Tensor:
+    """Mean over layers of the relative Gram error; with regions, each region's relative error
+    weighted by its share of the content (among regions that have a style target)."""
     total = 0.0
     for name, grams in targets.items():
         fl = feats[name]
         region = regions[name]
         if region is None:
-            total = total + F.mse_loss(gram(fl), grams[0], reduction="sum") / grams[0].numel()
+            total = total + relative_error(gram(fl), grams[0])
             continue
-        for k, g in enumerate(grams):
-            if g is None or float(region[k].sum()) <= 1e-6:
-                continue
-            total = total + F.mse_loss(gram(fl, region[k]), g, reduction="sum") / g.numel()
+        used = [(k, g) for k, g in enumerate(grams) if g is not None and float(region[k].sum()) > 1e-6]
+        mass = sum(float(region[k].sum()) for k, _ in used)
+        for k, g in used:
+            total = total + float(region[k].sum()) / mass * relative_error(gram(fl, region[k]), g)
     return total / len(targets)
 
 
@@ -141,7 +157,7 @@ def optimise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, param
         def losses() -> torch.Tensor:
             feats = net(x, c_layers + s_layers)
             parts = {
-                "content": params["content_weight"] * sum(F.mse_loss(feats[n], c_targets[n]) for n in c_layers) / len(c_layers),
+                "content": params["content_weight"] * _content_loss(feats, c_targets),
                 "style": params["style_weight"] * _style_loss(feats, s_targets, c_regions),
             }
             if params.get("tv_weight", 0) > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from photostyle.core.tensors import imagenet_normalize
 from photostyle.core.weights import Resolved, load_state_dict, resolve_network
@@ -70,6 +71,7 @@ class VGGFeatures(nn.Module):
         self.features = features[:depth].eval()
         self.names = names[:depth]
         self.arch = arch
+        self.weights_name = resolved.spec.name  # the registry entry loaded (vgg16-oxford, vgg16-imagenet, ...)
         self.provenance = resolved.provenance
         for p in self.parameters():
             p.requires_grad_(False)
@@ -93,6 +95,14 @@ class VGGFeatures(nn.Module):
             if i == last:
                 break
         return out
+
+
+def relative_error(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||a - target||^2 / ||target||^2`` (``target`` broadcast to ``a``): the losses built on it
+    do not depend on the scale of the features (the Oxford VGG-16's are ~255x torchvision's) nor,
+    for features and Grams that are means over pixels, on the photo's size."""
+    target = target.expand_as(a)
+    return F.mse_loss(a, target, reduction="sum") / target.pow(2).sum().clamp_min(1e-30)
 
 
 def gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

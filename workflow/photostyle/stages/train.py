@@ -107,7 +107,7 @@ def run_train_fast(style_table, listing, dataset_root, settings: dict, model_out
     listing_digest = hashlib.sha256(Path(listing).read_bytes()).hexdigest()
     meta = {
         "config_hash": config_hash({"settings": settings, "style": srow["sha256"], "listing": listing_digest}),
-        "style_sha256": srow["sha256"], "loss_network": f"{arch}={vgg.provenance}",
+        "style_sha256": srow["sha256"], "loss_network": f"{vgg.weights_name}={vgg.provenance}",
         "code_version": code_version, "device": job.device_desc, "seed": str(settings["seed"]),
         "photos": str(len(photos)), "steps": str(cfg["steps"]),
     }
