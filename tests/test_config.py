@@ -10,7 +10,8 @@ from photostyle.methods import REGISTRY
 
 def test_default_config_is_valid_and_complete():
     cfg = load_config(REPO / "config" / "config.yaml")
-    assert cfg["stylize"]["methods"] == ["reinhard", "mkl"]
+    assert cfg["stylize"]["methods"] == ["reinhard", "mkl", "wct_photo"]  # the sample runs a real neural method
+    assert cfg["methods"]["wct_photo"]["encoder"] == "cd16x" and cfg["refine"]["per_method"]["wct_photo"]["smoothing"]["mode"] == "guided"
     assert cfg["refine"]["sigma_spatial"] == 60
 
 
