@@ -15,6 +15,22 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers share the cores: torch in each takes its share
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """Stage functions called in-process switch autograd off for their job (as the CLI process
+    does); restore it, so a test's outcome does not depend on which tests ran before it."""
+    import torch
+
+    enabled = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(enabled)
+
 
 def smooth_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A photo-like (H, W, 3) uint8 image: smooth colour gradients plus mild texture."""

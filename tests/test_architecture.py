@@ -159,11 +159,16 @@ def test_code_version_follows_the_import_closure(tmp_path):
             "fast": ("stages.stylize", REGISTRY["fast"].module())}.items()}
 
     before = versions()
-    # refine imports the domain transform (inside a function): a change there reruns refine only
-    (pkg / "ops" / "domain_transform.py").write_text((pkg / "ops" / "domain_transform.py").read_text() + "\n# edit\n")
+    # refine imports the smoothing step (inside a function): a change there reruns refine only
+    (pkg / "ops" / "smoothing.py").write_text((pkg / "ops" / "smoothing.py").read_text() + "\n# edit\n")
     after = versions()
     assert after["refine"] != before["refine"]
     assert after["metrics"] == before["metrics"] and after["reinhard"] == before["reinhard"]
+    # the domain transform also feathers the region weights (ops.regions): stylize follows it too
+    (pkg / "ops" / "domain_transform.py").write_text((pkg / "ops" / "domain_transform.py").read_text() + "\n# edit\n")
+    dt = versions()
+    assert dt["refine"] != after["refine"] and dt["reinhard"] != after["reinhard"]
+    after = dt
     # the fast network's module: stylize with fast changes, with reinhard it does not, refine does not
     (pkg / "nets" / "fastnet.py").write_text((pkg / "nets" / "fastnet.py").read_text() + "\n# edit\n")
     again = versions()

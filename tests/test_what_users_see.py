@@ -1,7 +1,7 @@
 """What a user sees is true (issue #27): one tiny Snakemake run without any pretrained weights,
 then its report.
 
-* Fallbacks (k-means for Segformer, random weights for gatys' VGG-19) reach every place a user
+* Fallbacks (k-means for Segformer, random weights for gatys' VGG-16) reach every place a user
   looks: each output's provenance, the indexes and metrics (``segmenter``, ``warning``), the
   warning counts of ``summary.csv`` and of the run's last line, and one console line per kind.
 * The report shows every table (rejected files, per-image metrics, summary, issues) as a table,
@@ -71,7 +71,7 @@ def test_fallbacks_are_where_a_user_looks(offline_run):
     # counted as warnings: each output's warning, summary.csv, issues.csv and the run's last line
     assert per_image.loc[regional, "warning"].str.contains(
         "segmentation fell back to features (segformer-b2-ade20k weights unavailable)", regex=False).all()
-    assert per_image.loc[~regional, "warning"].str.contains("random weights: vgg19-imagenet unavailable").all()
+    assert per_image.loc[~regional, "warning"].str.contains("random weights: vgg16-imagenet unavailable").all()
     summary = pd.read_csv(res / "metrics" / "summary.csv")
     assert (summary["n_warnings"] == 2).all() and (summary["n_ok"] == 2).all()
     assert len(pd.read_csv(res / "metrics" / "issues.csv")) == 8
@@ -79,7 +79,7 @@ def test_fallbacks_are_where_a_user_looks(offline_run):
     lines = [ln for ln in console.splitlines() if ln.startswith("photostyle: ")]
     assert lines[-3:] == [
         "photostyle: segmentation fell back to features for 2 photos (segformer-b2-ade20k weights unavailable)",
-        "photostyle: random weights used by gatys (vgg19-imagenet unavailable)",
+        "photostyle: random weights used by gatys (vgg16-imagenet unavailable)",
         "photostyle: 8 outputs ok (8 with warnings), 0 failed, 0 skipped; listed in results/metrics/issues.csv",
     ], lines
 
