@@ -80,11 +80,11 @@ def test_results_land_where_the_readme_says_and_the_run_ends_with_a_summary(pipe
     # 3 photos x 2 styles x 2 methods x {raw, refined}, all made, all with the k-means fallback (no
     # Segformer weights here): the console says so, and one line counts them at the end
     log = (tmp / "run.log").read_text()
-    assert ("photostyle: segmentation fell back to kmeans for 3 photos (segformer-b2-ade20k weights unavailable)\n"
+    assert ("photostyle: segmentation fell back to features for 3 photos (segformer-b2-ade20k weights unavailable)\n"
             "photostyle: 24 outputs ok (24 with warnings), 0 failed, 0 skipped; listed in results/metrics/issues.csv"
             ) in log
     issues = read_csv_dicts(res / "metrics" / "issues.csv")
-    assert len(issues) == 24 and all(r["warning"].startswith("segmentation fell back to kmeans") for r in issues)
+    assert len(issues) == 24 and all(r["warning"].startswith("segmentation fell back to features") for r in issues)
     # CPU-heavy rules declare threads and the jobs use them (--cores 2 here): recorded in every output
     devices = {r["device"] for r in read_csv_dicts(res / "metrics" / "per_image.csv")}
     assert devices == {"cpu (2 threads)"}, devices

@@ -131,7 +131,7 @@ def test_fast_method_pipeline_trains_once_and_reruns_only_what_changed(tiny_coll
     run_snakemake(tmp, cfg_path, "--cores", "2")
     rows = [r for p in (tmp / "results" / "stylized" / "_index" / "fast").glob("*.csv") for r in read_csv_dicts(p)]
     assert len(rows) == 3 * 2 and {r["status"] for r in rows} == {"ok"}
-    assert all(r["weights"].startswith("model=sha256:") and "vgg16=random, seed 0" in r["weights"] for r in rows)
+    assert all(r["weights"].startswith("model=sha256:") and "loss network vgg16-imagenet=random, seed 0" in r["weights"] for r in rows)
     assert (tmp / "results" / "report" / "losses.png").exists()
     # an inference setting reruns stylisation, not training
     cfg["methods"] = {"fast": {"median_filter": False}}
