@@ -75,7 +75,7 @@ def _two_region_pair(h=32, w=32):
 
 def test_dpst_region_style_does_not_leak_across_regions():
     content, style, masks = _two_region_pair()
-    p = _params("dpst", work_side=32, iterations=30, photorealism_weight=1e4)
+    p = _params("dpst", work_side=32, iterations=30, photorealism_weight=1e4, init="content")  # the losses alone, not the colour start
 
     def red_minus_blue(m):
         out, _ = _run("dpst", p, content, style, m)
@@ -176,3 +176,20 @@ def test_losses_and_photorealism_term_about_the_same_at_another_photo_size():
         got.append((cl, sl, pr))
     for small, large in zip(*got):
         assert small > 0 and large / small == pytest.approx(1, abs=0.35), got
+
+
+def test_dpst_starts_from_each_regions_colour_transfer_by_default():
+    """``init: colour`` (dpst's default) starts the optimisation from the photo with each matched
+    region's colours moved to its style region's: after a single step the regions already carry
+    their styles' colours; started from the content (the broken variant for this purpose), one step
+    leaves them near the content's grey."""
+    from photostyle.ops.regions import Match
+
+    content, style, masks = _two_region_pair()
+    masks.matches = [Match(0, 0, "same"), Match(1, 1, "same")]
+    assert validate_config({})["methods"]["dpst"]["init"] == "colour"
+    for init, separated in (("colour", True), ("content", False)):
+        out, _ = _run("dpst", _params("dpst", work_side=32, iterations=1, init=init), content, style, masks)
+        rb = out[0, 0] - out[0, 2]
+        left, right = float(rb[:, :16].mean()), float(rb[:, 16:].mean())
+        assert (left > 0.3 and right < -0.3) == separated, (init, left, right)

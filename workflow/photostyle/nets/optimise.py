@@ -131,10 +131,11 @@ def _tv(x: torch.Tensor) -> torch.Tensor:
 
 
 def optimise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, params: dict, state: dict,
-             masks=None, photorealism: bool = False) -> tuple[torch.Tensor, list[dict]]:
+             masks=None, photorealism: bool = False, start: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Optimise the output image for ``(1, 3, H, W)`` content and ``(1, 3, h, w)`` style with the
     VGG ``net``; ``params`` is the method's config block, ``state`` a per-style cache (style
-    features per working size). Returns the image and its trace (losses per evaluation)."""
+    features per working size). ``start`` (content's size; default the content) is where the
+    coarsest level starts. Returns the image and its trace (losses per evaluation)."""
     c_layers, s_layers = list(params["content_layers"]), list(params["style_layers"])
     h, w = content.shape[-2:]
     sizes = level_sizes(h, w, params["work_side"], params["scales"])
@@ -143,7 +144,10 @@ def optimise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, param
     x_prev = c_prev = None
     for level, size in enumerate(sizes):
         c_lvl = _resize(content, size)
-        init = c_lvl if x_prev is None else c_lvl + _resize(x_prev - c_prev, size)
+        if x_prev is None:
+            init = c_lvl if start is None else _resize(start, size)
+        else:
+            init = c_lvl + _resize(x_prev - c_prev, size)
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
         with torch.no_grad():  # one forward: content targets, and the layer sizes of the masks
             c_feats = net(c_lvl, c_layers + s_layers)
