@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     import torch
 
     from photostyle.nets.style_distance import GramDistance
-    from photostyle.ops.measures import projections
+    from photostyle.ops.measures import projections, ssim_luminance
     from photostyle.ops.regions import COLOUR_TABLE, match_groups
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -224,8 +224,6 @@ def main(argv=None) -> int:
             if key not in methods:
                 methods[key] = make_method(mname, params, device, weights_cfg)
             out, seconds = run_variant(methods[key], content, style, c_lab, s_lab, smoothing, device)
-            from photostyle.ops.measures import ssim_luminance
-
             row = {"pair": name, "variant": v, "ssim": ssim_luminance(out, content), "grad_ssim": grad_ssim(out, content),
                    "gram": gram.distance(out, style_grams),
                    "region_col": region_colour(out, c_lab, style, s_lab, matches, dirs),
