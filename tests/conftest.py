@@ -150,15 +150,21 @@ def stylise(method, content, style, masks=None, state=None):
 SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
 
 
-def shared_weights_dir() -> Path:
-    """``../shared/weights`` (real pretrained networks, read-only). A test that needs them fails
-    when ``CI=true`` and they are missing (CI has them), and skips with the reason elsewhere."""
-    if (SHARED_WEIGHTS / "vgg16-imagenet" / "vgg16-imagenet-oxford.pth").exists():
-        return SHARED_WEIGHTS
-    msg = f"real pretrained weights not found at {SHARED_WEIGHTS} (the shared folder beside the project)"
+def shared_material(path: Path, what: str) -> Path:
+    """``path`` under ``../shared`` (read-only material beside the project). A test that needs it
+    fails when ``CI=true`` and it is missing (CI has it), and skips with the reason elsewhere."""
+    if path.exists():
+        return path
+    msg = f"{what} not found at {path} (the shared folder beside the project)"
     if os.environ.get("CI") == "true":
         pytest.fail(msg + "; CI must have them")
     pytest.skip(msg)
+
+
+def shared_weights_dir() -> Path:
+    """``../shared/weights``: real pretrained networks (see :func:`shared_material`)."""
+    shared_material(SHARED_WEIGHTS / "vgg16-imagenet" / "vgg16-imagenet-oxford.pth", "real pretrained weights")
+    return SHARED_WEIGHTS
 
 
 def real_weights_cfg() -> dict:

@@ -2,13 +2,12 @@
 masks (../shared/eval/dpst-pairs): the network they resolve and record, and what dpst does."""
 
 import importlib.util
-import os
 import time
 
 import pytest
 import torch
 
-from conftest import REPO, real_weights_cfg
+from conftest import REPO, real_weights_cfg, shared_material
 from photostyle.core import weights as W
 from photostyle.methods import get_method
 
@@ -41,11 +40,7 @@ def test_the_methods_network_candidates_are_the_registrys():
 
 
 def _pair(name: str, megapixels: float):
-    if not (PAIRS / "content" / f"{name}.png").exists():
-        msg = f"evaluation pairs not found at {PAIRS}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg + "; CI must have them")
-        pytest.skip(msg)
+    shared_material(PAIRS / "content" / f"{name}.png", "evaluation pairs")
     spec = importlib.util.spec_from_file_location("quality", REPO / "benchmarks" / "quality.py")
     quality = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quality)

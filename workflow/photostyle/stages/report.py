@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from photostyle.core.io import read_csv_dicts, write_bytes_atomic
@@ -253,17 +254,13 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; }
 td.warn { color: #8a5300; } td.bad { color: #b00020; font-weight: 600; }
 """
-_FLOAT = None
+_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)$")
 
 
 def _cell(column: str, value: str) -> str:
     """One ``<td>``: numbers right-aligned, floats to 4 significant digits; statuses coloured."""
     import html
-    import re
 
-    global _FLOAT
-    if _FLOAT is None:
-        _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)$")
     cls = ""
     if _FLOAT.match(value):
         value, cls = f"{float(value):.4g}", "num"
