@@ -1,4 +1,4 @@
-"""Photo ids, shards and the per-shard listings the DAG is built from.
+"""Photo ids, shards, folder units and the per-shard listings the DAG is built from.
 
 Scale design (100k photos x several styles):
 
@@ -6,11 +6,16 @@ Scale design (100k photos x several styles):
   times only; no file is read) and writes one small listing file per shard with
   :func:`sync_listings`. A listing is rewritten only when its shard's files changed, so
   Snakemake reruns exactly the shards whose photos were added, removed or edited.
-* Shards are content-defined: photos are ordered by a hash of their relative path, and a
-  photo whose hash satisfies ``boundary(hash) % shard_size == 0`` starts a new shard named
-  after it. Adding a photo therefore changes only the shard it falls into (or splits that
-  one shard in two when the new photo is itself a boundary); no other shard moves. Shard
-  sizes follow a geometric distribution with mean ``shard_size``.
+* Shards are content-defined and folder-local: photos are ordered by a hash of their folder
+  (the relative path's parent), then by a hash of their relative path, and a photo whose path
+  hash satisfies ``boundary(hash) % shard_size == 0`` starts a new shard named after it.
+  Adding a photo therefore changes only the shard it falls into (or splits that one shard in
+  two when the new photo is itself a boundary); no other shard moves. Shard sizes follow a
+  geometric distribution with mean ``shard_size``. A folder's photos are contiguous in that
+  order, so a folder of F photos spans about ``F / shard_size + 1`` shards and a shard holds
+  photos of few folders: a per-folder job (one colour transform per photo shoot,
+  :func:`unit_id`, :func:`folder_shards`) reads a few shards, not all of them. A collection
+  whose photos all sit in one folder gets exactly the shards of the earlier, path-only order.
 * The key is the relative path, not the file's content hash: hashing 100k files at every
   DAG build would read the whole collection. Content hashes are still computed by ingest
   and recorded in the manifest; a changed file changes its listing (size, mtime).
@@ -30,6 +35,7 @@ from pathlib import Path
 from photostyle.core.io import write_if_changed
 
 HEAD_SHARD = "00000000"
+COLLECTION_UNIT = "collection"  # the unit id of the whole collection; folder ids hold "-" + 8 hex
 LISTING_HEADER = ("relpath", "size", "mtime_ns")
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9]+")
 
@@ -81,23 +87,70 @@ def style_ids(relpaths) -> dict[str, str]:
     return {rel: slug if count[slug.lower()] == 1 else photo_id(rel) for rel, slug in slugs.items()}
 
 
+def folder_of(relpath: str) -> str:
+    """The folder of a relative path (NFC, POSIX): ``"a/b"`` for ``"a/b/c.jpg"``, ``""`` for a
+    file at the top of the collection."""
+    return _norm(relpath).rpartition("/")[0]
+
+
+def unit_id(folder: str) -> str:
+    """A stable id of a folder (a photo shoot) that is safe as a file name and a Snakemake
+    wildcard: ASCII slug of the folder path (accents folded, any run of other characters,
+    ``/`` included, becomes ``_``, at most 40 characters; ``root`` for the top folder ``""``,
+    ``folder`` when nothing of the name is ASCII) plus ``-`` and 8 hex digits of the SHA-1 of
+    ``"folder:" + folder`` (NFC), so folders with equal slugs differ (32 bits: two such folders
+    clash with odds of about 1 in 4 billion) and the id never holds ``/`` or ``..``. It never
+    equals :data:`COLLECTION_UNIT` (which has no ``-``)."""
+    folder = _norm(folder)
+    digest = hashlib.sha1(b"folder:" + folder.encode("utf-8")).hexdigest()[:8]
+    if not folder:
+        return f"root-{digest}"
+    ascii_path = unicodedata.normalize("NFKD", folder).encode("ascii", "ignore").decode()
+    slug = _SLUG_BAD.sub("_", ascii_path).strip("_")[:40].rstrip("_") or "folder"
+    return f"{slug}-{digest}"
+
+
+def folder_shards(shards) -> dict[str, list[str]]:
+    """Folder -> the sorted names of the shards that hold its photos, from shard -> entries
+    (:class:`Entry` tuples or plain relative paths, as :func:`sync_listings` and
+    :func:`assign_shards` return them). Folders are listed in sorted order."""
+    by_folder: dict[str, set[str]] = {}
+    for shard, members in shards.items():
+        for member in members:
+            rel = member if isinstance(member, str) else member[0]
+            by_folder.setdefault(folder_of(rel), set()).add(shard)
+    return {folder: sorted(by_folder[folder]) for folder in sorted(by_folder)}
+
+
 def assign_shards(relpaths, shard_size: int) -> dict[str, list[str]]:
-    """Group relative paths into content-defined shards (see module docstring): ordered by the
-    SHA-256 of ``"shard:" + relpath``; a path whose digest bytes 4-11 (hex digits 8-23), read as
-    a big-endian integer, are divisible by ``shard_size`` starts a shard named by hex digits 0-7."""
+    """Group relative paths into content-defined, folder-local shards (see module docstring).
+
+    Paths are ordered by the first 8 bytes of the SHA-256 of ``"folder:" + folder`` (the
+    path's parent, :func:`folder_of`), then by the SHA-256 of ``"shard:" + relpath``; a path
+    whose path digest bytes 4-11 (hex digits 8-23), read as a big-endian integer, are divisible
+    by ``shard_size`` starts a shard named by hex digits 0-7 of its path digest; paths before
+    the first boundary go to :data:`HEAD_SHARD`. With a single folder this is the path order
+    alone, so flat collections keep the shards of the earlier, path-only rule."""
     if shard_size < 1:
         raise ValueError("shard_size must be >= 1")
     sha256 = hashlib.sha256
-    keyed = {sha256(b"shard:" + (p if p.isascii() else _norm(p)).encode("utf-8")).digest(): p
-             for p in relpaths}  # hashed inline, sorted by digest alone: this runs at every DAG build
+    folder_keys: dict[str, bytes] = {}  # each folder hashed once: this runs at every DAG build
+    keyed: dict[bytes, str] = {}  # 8-byte folder digest + 32-byte path digest -> path as given
+    for p in relpaths:
+        rel = p if p.isascii() else _norm(p)
+        folder = rel.rpartition("/")[0]
+        fkey = folder_keys.get(folder)
+        if fkey is None:
+            fkey = folder_keys[folder] = sha256(b"folder:" + folder.encode("utf-8")).digest()[:8]
+        keyed[fkey + sha256(b"shard:" + rel.encode("utf-8")).digest()] = p
     shards: dict[str, list[str]] = {}
     current = HEAD_SHARD
     members = shards.setdefault(current, [])
     from_bytes = int.from_bytes
-    for key in sorted(keyed):
+    for key in sorted(keyed):  # sorted by bytes: folder digest, then path digest
         rel = keyed[key]
-        if shard_size == 1 or from_bytes(key[4:12], "big") % shard_size == 0:
-            current = key[:4].hex()
+        if shard_size == 1 or from_bytes(key[12:20], "big") % shard_size == 0:  # path digest bytes 4-11
+            current = key[8:12].hex()  # path digest bytes 0-3
             members = shards.setdefault(current, [])
         members.append(rel)
     return {s: m for s, m in shards.items() if m}
