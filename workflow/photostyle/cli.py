@@ -61,7 +61,19 @@ def cmd_stylize(a):
     from photostyle.stages.stylize import run_stylize_shard
 
     run_stylize_shard(a.shard_table, a.style_tables, a.method, _settings(a.settings),
-                      _out_root(a), a.index, a.code_version, a.segment_indexes, a.train_root)
+                      _out_root(a), a.index, a.code_version, a.segment_indexes, a.train_root, a.fits)
+
+
+def cmd_grade_sample(a):
+    from photostyle.stages.grade import run_sample_shard
+
+    run_sample_shard(a.shard_table, a.segment_index, _settings(a.settings), a.out)
+
+
+def cmd_grade_fit(a):
+    from photostyle.stages.grade import run_fit
+
+    run_fit(a.samples, a.style_table, a.segment_index, a.method, _settings(a.settings), a.unit, a.out, a.code_version)
 
 
 def cmd_segment(a):
@@ -88,7 +100,7 @@ def cmd_export(a):
     from photostyle.stages.export import run_export_shard
 
     run_export_shard(a.shard_table, a.source_indexes, _settings(a.settings), _out_root(a), a.index, a.code_version,
-                     a.segment_index or None)
+                     a.segment_index or None, a.fits, a.raw_indexes, a.lut_index or None)
 
 
 def cmd_metrics(a):
@@ -195,7 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-tables", nargs="+", required=True)
     s.add_argument("--segment-indexes", nargs="*", default=[])
     s.add_argument("--train-root", default="results/train", help="where trained artifacts are")
+    s.add_argument("--fits", nargs="*", default=[], help="stylize.scope folder|collection: the fits of the shard's units")
     s.set_defaults(fn=cmd_stylize)
+
+    s = sub.add_parser("grade-sample", help="stylize.scope folder|collection: pixel samples of one shard's photos")
+    for opt in ("--shard-table", "--settings", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--segment-index", nargs="?", const="", default="", help="the shard's label maps (where samples carry labels)")
+    s.set_defaults(fn=cmd_grade_sample)
+
+    s = sub.add_parser("grade-fit", help="stylize.scope folder|collection: one method's map for one style and unit")
+    for opt in ("--style-table", "--method", "--unit", "--settings", "--out", "--code-version"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--samples", nargs="*", default=[], help="the sample files of the shards holding the unit's photos")
+    s.add_argument("--segment-index", nargs="?", const="", default="", help="the style's label map index (region-aware fits)")
+    s.set_defaults(fn=cmd_grade_fit)
 
     s = sub.add_parser("segment", help="semantic label maps of one ingest table")
     for opt in ("--table", "--kind", "--settings", "--index", "--code-version"):
@@ -223,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source-indexes", nargs="+", required=True, help="refined and raw indexes to export from")
     s.add_argument("--out-root", default="", help=OUT_ROOT_HELP)
     s.add_argument("--segment-index", nargs="?", default="", help="the shard's content label maps (region-aware lift)")
+    s.add_argument("--lut-index", nargs="?", const="", default="", help="export.luts: the shard's LUT index (the LUTs go under <style>/<method>/luts/)")
+    s.add_argument("--fits", nargs="*", default=[], help="the folder/collection fits whose LUTs this shard writes")
+    s.add_argument("--raw-indexes", nargs="*", default=[], help="scope photo: the raw stylize indexes of the colour-map methods")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("metrics", help="per-image metrics of one shard (all styles and methods)")

@@ -33,6 +33,7 @@ from photostyle.core.collection import sync_listings, sync_training_listing  # n
 from photostyle.core.provenance import code_version  # noqa: E402
 from photostyle.methods import REGISTRY as METHOD_REGISTRY  # noqa: E402
 from photostyle.stages import export as export_stage  # noqa: E402
+from photostyle.stages import grade as grade_stage  # noqa: E402
 from photostyle.stages import ingest as ingest_stage  # noqa: E402
 from photostyle.stages import metrics as metrics_stage  # noqa: E402
 from photostyle.stages import refine as refine_stage  # noqa: E402
@@ -118,6 +119,7 @@ wildcard_constraints:
     method="|".join(sorted(METHOD_REGISTRY)),
     trainer="|".join(sorted(train_stage.TRAINERS)),
     key="[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",  # an artifact's folder under results/train/<trainer>/
+    unit="collection|[A-Za-z0-9_]+-[0-9a-f]{8}",  # a folder of the collection, or the whole (core.collection.unit_id)
     stage="ingest|segment",  # a style set (rule style_set)
 
 
@@ -161,7 +163,7 @@ def job_function(fn):
 
 
 # --- params: exactly the config (and code) that affects each stage's output -------------
-STAGES = {"ingest": ingest_stage, "segment": segment_stage, "train": train_stage, "stylize": stylize_stage,
+STAGES = {"grade": grade_stage, "ingest": ingest_stage, "segment": segment_stage, "train": train_stage, "stylize": stylize_stage,
           "refine": refine_stage, "metrics": metrics_stage, "report": report_stage, "export": export_stage}
 stage_settings = _cached(lambda stage, *a: as_json(STAGES[stage].settings(config, *a)))
 stage_code = _cached(lambda *roots: code_version(*roots))
@@ -264,6 +266,92 @@ EXPORT_FROM = {m: export_stage.source_for(config, v) for m, v in EXPORT_VARIANTS
 EXPORT_SOURCES = ([shard_index("refined", "{shard}")] if "refined" in EXPORT_FROM.values() else []) \
     + [index_path("stylized", m, "{shard}") for m, v in EXPORT_FROM.items() if v == "raw"]
 EXPORT_SEGMENTS = LIFT_SEGMENTS if "raw" in EXPORT_FROM.values() else []  # raw results are lifted by export
+
+
+# --- stylize.scope folder | collection: one colour map per style x folder (or collection) ----
+# (photostyle.stages.grade). Units are known from the scan: a folder's id (core.collection.unit_id)
+# or "collection"; shards are folder-local, so a unit's photos sit in a few shards and a shard's
+# in a few units. Nothing of this is built at scope photo (the default).
+SCOPE = config["stylize"]["scope"]
+SCOPED = [m for m in METHODS if SCOPE != "photo" and METHOD_REGISTRY[m].scoped]
+UNIT_SHARDS: dict[str, list[str]] = {}  # unit -> the content shards holding its files
+SHARD_UNITS: dict[str, list[str]] = {}  # content shard -> the units of its files
+UNIT_FOLDER: dict[str, str] = {}  # unit -> its folder under content_dir ("" for the top, or the collection)
+if SCOPED:
+    from photostyle.core.collection import folder_shards as _folder_shards
+    from photostyle.stages.grade import folder_unit as _folder_unit
+
+    for _folder, _shards in _folder_shards(_CONTENT).items():
+        _unit = _folder_unit(_folder, SCOPE)
+        UNIT_FOLDER[_unit] = _folder if SCOPE == "folder" else ""
+        UNIT_SHARDS.setdefault(_unit, set()).update(_shards)
+    UNIT_SHARDS = {u: sorted(s) for u, s in UNIT_SHARDS.items()}
+    for _unit, _shards in UNIT_SHARDS.items():
+        for _shard in _shards:
+            SHARD_UNITS.setdefault(_shard, []).append(_unit)
+GRADE_LABELS = grade_stage.uses_labels(config, METHODS)
+
+
+def grade_sample_path(shard):
+    return f"{RESULTS}/grade/samples/{shard}.npz"
+
+
+def grade_fit_path(method, style, unit):
+    return f"{RESULTS}/grade/fit/{method}/{style}/{unit}.json"
+
+
+GRADE_SAMPLE_SEGMENTS = [segment_index("content", "{shard}")] if GRADE_LABELS else []
+
+
+@job_function
+def grade_fit_inputs(wildcards):
+    """A unit's fit reads the samples of the shards holding its photos, and its style."""
+    if wildcards.unit not in UNIT_SHARDS:
+        raise WorkflowError(f"stylize.scope {SCOPE}: no unit {wildcards.unit} in the collection")
+    inputs = {"samples": [grade_sample_path(s) for s in UNIT_SHARDS[wildcards.unit]],
+              "style": ingest_table("style", wildcards.style), "segments": []}
+    if GRADE_LABELS and METHOD_REGISTRY[wildcards.method].uses_regions:
+        inputs["segments"] = segment_index("style", wildcards.style)
+    return inputs
+
+
+@job_function
+def grade_fit_settings(wildcards):
+    return stage_settings("grade", "fit", wildcards.method)
+
+
+@job_function
+def grade_fit_code(wildcards):
+    return stage_code("stages.grade", METHOD_REGISTRY[wildcards.method].module())
+
+
+@job_function
+def stylize_fits(wildcards):
+    """Scoped methods: the fits of the shard's units, every style."""
+    if wildcards.method not in SCOPED:
+        return []
+    return [grade_fit_path(wildcards.method, style, unit) for unit in SHARD_UNITS.get(wildcards.shard, ())
+            for style in STYLES]
+
+
+# export.luts: the scoped methods' LUTs, written by the export job of a shard: a unit's LUTs by
+# the first of its shards, a photo's (scope photo) by its own shard.
+LUT_SETTINGS = export_stage.lut_settings(config, METHODS)
+LUT_OUTPUT = [f"{RESULTS}/export/_index/luts/{{shard}}.csv"] if LUT_SETTINGS else []
+SHARD_OWNED_UNITS: dict[str, list[str]] = {}
+for _unit, _shards in UNIT_SHARDS.items():
+    SHARD_OWNED_UNITS.setdefault(_shards[0], []).append(_unit)
+LUT_RAW_INDEXES = [index_path("stylized", m, "{shard}") for m in METHODS
+                   if LUT_SETTINGS and SCOPE == "photo" and METHOD_REGISTRY[m].scoped]
+
+
+@job_function
+def export_lut_fits(wildcards):
+    """The fits whose LUTs this shard's export job writes (the units it is the first shard of)."""
+    if not LUT_SETTINGS:
+        return []
+    return [grade_fit_path(m, style, unit) for unit in SHARD_OWNED_UNITS.get(wildcards.shard, ()) for m in SCOPED
+            for style in STYLES]
 
 
 @job_function

@@ -5,8 +5,11 @@ rule export:
         shard=ingest_table("content", "{shard}"),
         sources=EXPORT_SOURCES,
         segments=EXPORT_SEGMENTS,
+        fits=export_lut_fits,
+        raw=LUT_RAW_INDEXES,
     output:
-        shard_index("export", "{shard}"),
+        index=shard_index("export", "{shard}"),
+        luts=LUT_OUTPUT,
     params:
         settings=stage_settings("export", tuple(EXPORT_VARIANTS.items())),
         code=stage_code("stages.export"),
@@ -21,5 +24,6 @@ rule export:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} export --shard-table {input.shard:q} --source-indexes {input.sources:q}"
-        " --settings {params.settings:q} --index {output:q} --code-version {params.code:q}"
-        " --segment-index {input.segments:q} 2> {log:q}"
+        " --settings {params.settings:q} --index {output.index:q} --code-version {params.code:q}"
+        " --segment-index {input.segments:q} --fits {input.fits:q} --raw-indexes {input.raw:q} --lut-index {output.luts:q}"
+        " 2> {log:q}"

@@ -6,6 +6,7 @@ rule stylize:
         styles=STYLE_SET,
         segments=stylize_segment_indexes,
         models=stylize_models,
+        fits=stylize_fits,
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:
@@ -25,4 +26,4 @@ rule stylize:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle --threads {threads} --gpu {resources.gpu} stylize --shard-table {input.shard:q} --style-tables {input.styles:q}"
         " --method {wildcards.method} --settings {params.settings:q}"
         " --index {output:q} --code-version {params.code:q} --segment-indexes {input.segments:q}"
-        " --train-root {params.train_root:q} 2> {log:q}"
+        " --train-root {params.train_root:q} --fits {input.fits:q} 2> {log:q}"

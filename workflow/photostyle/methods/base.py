@@ -90,6 +90,7 @@ class StyleState:
     cache: dict = field(default_factory=dict)
     trace: list | None = None  # the last output's trace (loss per iteration), if the method leaves one
     colour_map: Any = None  # the last output's ColourMap (photostyle.ops.colour), if it is a colour map of the content
+    shared: Any = None  # scoped methods: the current photo's folder/collection fit (ops.colour.SharedFit), or None
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Method:
     traces: ClassVar[bool] = False
     batches: ClassVar[bool] = False
     uses_gpu: ClassVar[bool] = True  # networks and optimisation; colour statistics and quilting: False
+    scoped: ClassVar[bool] = False  # stylize.scope applies: one transform per folder/collection (colour maps)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -199,6 +199,20 @@ def _mkl_map(mu_c, cov_c, mu_s, cov_s, eps):
     return c_inv_half @ _sqrtm_psd(c_half @ cov_s @ c_half) @ c_inv_half
 
 
+def reinhard_map(content_stats, style_stats) -> RegionMap:
+    """Reinhard's map between two (mean, covariance) pairs in a colour space: per-channel mean and
+    standard deviation (the covariances' diagonals)."""
+    (mu_c, cov_c), (mu_s, cov_s) = content_stats, style_stats
+    sd_c, sd_s = cov_c.diagonal().clamp_min(0).sqrt(), cov_s.diagonal().clamp_min(0).sqrt()
+    return RegionMap(None, mu_c, torch.diag(sd_s / sd_c.clamp_min(1e-8)), mu_s)
+
+
+def mkl_map(content_stats, style_stats, eps: float = 1e-6) -> RegionMap:
+    """The linear Monge-Kantorovich map between two (mean, covariance) pairs in RGB."""
+    (mu_c, cov_c), (mu_s, cov_s) = content_stats, style_stats
+    return RegionMap(None, mu_c, _mkl_map(mu_c, cov_c, mu_s, cov_s, eps), mu_s)
+
+
 def regionwise(content: torch.Tensor, style: torch.Tensor, masks, state: dict, key: str, space: str,
                region_map) -> tuple[torch.Tensor, list[RegionMap]]:
     """``sum_k w_k * T_k(content pixels in space)``, clipped, and the maps ``T_k``.
@@ -261,9 +275,7 @@ def reinhard(content: torch.Tensor, style: torch.Tensor, masks=None, *, colour_s
     fwd = SPACES[colour_space][0]
     if masks is not None:
         def region_map(c, w, s):
-            mu_c, cov_c = weighted_mean_cov(c, w)
-            sd_c = cov_c.diagonal().clamp_min(0).sqrt()
-            return RegionMap(None, mu_c, torch.diag(s.std(0, unbiased=False) / sd_c.clamp_min(1e-8)), s.mean(0))
+            return reinhard_map(weighted_mean_cov(c, w), mean_cov(s))
 
         out, maps = regionwise(content, style, masks, state, "reinhard:" + colour_space, colour_space, region_map)
     else:
@@ -284,9 +296,7 @@ def mkl(content: torch.Tensor, style: torch.Tensor, masks=None, *, eps: float = 
     state = {} if state is None else state
     if masks is not None:
         def region_map(c, w, s):
-            mu_c, cov_c = weighted_mean_cov(c, w)
-            mu_s, cov_s = mean_cov(s)
-            return RegionMap(None, mu_c, _mkl_map(mu_c, cov_c, mu_s, cov_s, eps), mu_s)
+            return mkl_map(weighted_mean_cov(c, w), mean_cov(s), eps)
 
         out, maps = regionwise(content, style, masks, state, "mkl", "rgb", region_map)
     else:
@@ -294,3 +304,121 @@ def mkl(content: torch.Tensor, style: torch.Tensor, masks=None, *, eps: float = 
         out, cmap = mkl_transfer(content, style, eps=eps, style_stats=st, with_map=True)
         maps = cmap.regions
     return _result(out, content, strength, "rgb", maps, masks, with_map)
+
+
+# --- shared transforms: one map per folder or collection (stylize.scope) --------------------
+# Photo scope fits each photo's map to its own statistics, so a dark frame and a bright frame
+# of one scene both end at the style's mean. Folder and collection scope fit one map on the
+# pooled statistics of a deterministic pixel sample of every photo of the folder (collection)
+# and apply it to each photo: their differences pass through the same affine map, so order
+# and spacing of exposures survive. Region-aware forms pool per matched group: every content
+# region matched to the same style region contributes to that group's statistics.
+
+GLOBAL = "global"  # the pooled group of every sampled pixel (content) or every pixel (style): the global map
+
+
+class PooledStats:
+    """Running count, sum and sum of outer products of ``(N, 3)`` pixels per group (float64);
+    ``add`` in a fixed order gives byte-identical results."""
+
+    def __init__(self):
+        self.n: dict[str, float] = {}
+        self.s1: dict[str, torch.Tensor] = {}
+        self.s2: dict[str, torch.Tensor] = {}
+
+    def add(self, group: str, pix: torch.Tensor) -> None:
+        pix = pix.double()
+        if group not in self.n:
+            self.n[group], self.s1[group], self.s2[group] = 0.0, torch.zeros(3, dtype=torch.float64), \
+                torch.zeros(3, 3, dtype=torch.float64)
+        self.n[group] += pix.shape[0]
+        self.s1[group] += pix.sum(0)
+        self.s2[group] += pix.T @ pix
+
+    def mean_cov(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = self.s1[group] / self.n[group]
+        return mu, (self.s2[group] / self.n[group] - torch.outer(mu, mu))
+
+
+@dataclass
+class SharedFit:
+    """One style's colour maps fitted on the pooled samples of a folder (or the collection):
+    ``groups`` maps a style region (its label as text; ``regions.WHOLE`` for content regions
+    matched to the whole style photo) to a :class:`RegionMap` in ``space``; ``whole`` is the
+    global map (:data:`GLOBAL`: all pooled pixels to the whole style), used for a photo stylised
+    globally and for a region whose match the samples did not see."""
+
+    space: str
+    strength: float
+    whole: RegionMap | None
+    groups: dict[str, RegionMap]
+    photos: int = 0
+    pixels: int = 0
+
+    def to_json(self) -> str:
+        def rm(r):
+            return {"shift": r.shift.tolist(), "matrix": r.matrix.tolist(), "offset": r.offset.tolist()}
+
+        return json.dumps({"space": self.space, "strength": self.strength, "photos": self.photos,
+                           "pixels": self.pixels, "whole": rm(self.whole) if self.whole else None,
+                           "groups": {k: rm(v) for k, v in sorted(self.groups.items())}}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SharedFit":
+        d = json.loads(text)
+        t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+
+        def rm(r):
+            return RegionMap(None, t(r["shift"]), t(r["matrix"]), t(r["offset"]))
+
+        return cls(d["space"], float(d["strength"]), rm(d["whole"]) if d["whole"] else None,
+                   {k: rm(v) for k, v in d["groups"].items()}, int(d["photos"]), int(d["pixels"]))
+
+    def colour_map(self, masks=None) -> ColourMap:
+        """The :class:`ColourMap` this fit applies to one photo: the global map, or with matched
+        ``masks`` the group map of each content region (labelled with the content label)."""
+        if masks is None:
+            return ColourMap(self.space, self.strength, [RegionMap(None, self.whole.shift, self.whole.matrix,
+                                                                   self.whole.offset)])
+        maps = []
+        for m in masks.matches:
+            g = self.groups.get(str(m.style)) or self.whole
+            maps.append(RegionMap((int(m.content),), g.shift, g.matrix, g.offset))
+        return ColourMap(self.space, self.strength, maps, masks.blur_sigma, masks.feather_px)
+
+
+MIN_GROUP_PIXELS = 64  # a group with fewer pooled samples gets no map of its own (the global map serves)
+
+
+def fit_shared(kind: str, content: PooledStats, style: PooledStats, *, space: str, strength: float = 1.0,
+               eps: float = 1e-6, photos: int = 0) -> SharedFit:
+    """The :class:`SharedFit` of ``kind`` (``reinhard`` or ``mkl``) from pooled content statistics
+    per group (in ``space``) and the style's statistics per region (same group keys); groups with
+    fewer than :data:`MIN_GROUP_PIXELS` samples on either side are left to the global map."""
+    def one(c_group, s_group):
+        cs, ss = content.mean_cov(c_group), style.mean_cov(s_group)
+        return reinhard_map(cs, ss) if kind == "reinhard" else mkl_map(cs, ss, eps)
+
+    whole = one(GLOBAL, GLOBAL) if GLOBAL in content.n else None
+    groups = {g: one(g, g) for g in sorted(content.n)
+              if g != GLOBAL and g in style.n and min(content.n[g], style.n[g]) >= MIN_GROUP_PIXELS}
+    return SharedFit(space, min(strength, 1.0), whole, groups, photos, int(content.n.get(GLOBAL, 0)))
+
+
+def apply_shared(content: torch.Tensor, fit: SharedFit, masks=None) -> tuple[torch.Tensor, ColourMap]:
+    """``(1, 3, H, W)`` content through a shared fit: ``sum_k w_k T_g(k)(c)`` with the matched
+    masks' soft weights (the global map without masks), clipped, blended by the fit's strength;
+    and the :class:`ColourMap` that did it (the lift applies it at full resolution)."""
+    cmap = fit.colour_map(masks)
+    pix = _pixels(content)
+    if masks is None:
+        out = cmap.apply(pix, cmap.regions[0])
+    else:
+        to_space, from_space = SPACES[fit.space]
+        c = to_space(pix)
+        weights = masks.content_weights.reshape(len(masks.matches), -1).to(c.device).double()
+        mapped = torch.zeros_like(c)
+        for k, rmap in enumerate(cmap.regions):
+            mapped += weights[k][:, None] * rmap(c)
+        out = torch.lerp(pix, from_space(mapped).clamp(0.0, 1.0), cmap.strength)
+    return _unpixels(out, content), cmap

@@ -236,6 +236,23 @@ def describe(matches: list[Match], table: GroupTable | None) -> str:
                     for m in matches)
 
 
+def match_labels(space: str, content: np.ndarray, content_img, content_text: dict | None, style: np.ndarray, style_img,
+                 style_text: dict | None, seg: dict, table: GroupTable) -> tuple[list[Match], GroupTable | None]:
+    """How a content label map's regions match a style label map's, by the label space's rule
+    (images are needed for k-means clusters only; ``*_text``: the label maps' PNG text). Any
+    array shape works: a pixel sample (``(N, 1)`` labels, ``(N, 1, 3)`` image) matches as its
+    photo does, up to sampling (the grade stage, :mod:`photostyle.stages.grade`)."""
+    if space == "features":
+        cf, sf = region_features(content_text), region_features(style_text)
+        if cf is not None and sf is not None:
+            return match_features(content, cf, style, sf, seg["min_pixels"], seg["max_area_ratio"]), None
+    if space in ("clusters", "features"):
+        return match_clusters(content_img, content, style_img, style), None
+    if space == "colours":  # colour-coded masks: equal colour, else the whole style photo
+        return match_groups(content, style, COLOUR_TABLE, seg["min_pixels"], seg["max_area_ratio"]), COLOUR_TABLE
+    return match_groups(content, style, table, seg["min_pixels"], seg["max_area_ratio"]), table
+
+
 @dataclass
 class MatchedMasks:
     """What a region-aware method receives.
@@ -370,18 +387,9 @@ class RegionSource:
 
     def matches(self, pid: str, sid: str, content_img, style_img) -> tuple[list[Match], GroupTable | None]:
         """How the pair's regions are matched (images are needed for k-means clusters only)."""
-        c, s = self.labels("content", pid)[0], self.labels("style", sid)[0]
-        space = self.rows[("content", pid)]["label_space"]
-        if space == "features":
-            cf = region_features(self.labels("content", pid)[2])
-            sf = region_features(self.labels("style", sid)[2])
-            if cf is not None and sf is not None:
-                return match_features(c, cf, s, sf, self.seg["min_pixels"], self.seg["max_area_ratio"]), None
-        if space in ("clusters", "features"):
-            return match_clusters(content_img, c, style_img, s), None
-        if space == "colours":  # colour-coded masks: equal colour, else the whole style photo
-            return match_groups(c, s, COLOUR_TABLE, self.seg["min_pixels"], self.seg["max_area_ratio"]), COLOUR_TABLE
-        return match_groups(c, s, self.table, self.seg["min_pixels"], self.seg["max_area_ratio"]), self.table
+        c, s = self.labels("content", pid), self.labels("style", sid)
+        return match_labels(self.rows[("content", pid)]["label_space"], c[0], content_img, c[2], s[0], style_img, s[2],
+                            self.seg, self.table)
 
     def masks(self, pid: str, sid: str, content_img, style_img, device):
         """Matched masks of one content/style pair, or None for a global transfer."""

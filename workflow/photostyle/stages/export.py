@@ -46,7 +46,7 @@ def variant_settings(config: dict, variant: str, method: str) -> dict:
         raise ValueError(f"export.format {ex['format']}: export.icc must be keep (the conversion to sRGB works "
                          "on 8-bit pixels); the original's profile is embedded")
     source = source_for(config, variant)
-    s = {"export": {k: v for k, v in ex.items() if k != "variant"}, "variant": variant, "source": source,
+    s = {"export": {k: v for k, v in ex.items() if k not in ("variant", *LUT_KEYS)}, "variant": variant, "source": source,
          **job_settings(config, seed=False)}
     # raw results are lifted here (refined ones were lifted by refine: whether is all that matters)
     s["lift"] = method_section(config["lift"], method) if source == "raw" else {"enabled": config["lift"]["enabled"]}
@@ -57,14 +57,129 @@ def variant_settings(config: dict, variant: str, method: str) -> dict:
 
 def settings(config: dict, variants) -> dict:
     """The settings of a shard job: ``variants`` maps each method to the variant it exports (a
-    mapping or (method, variant) pairs)."""
-    return {"methods": {m: variant_settings(config, v, m) for m, v in dict(variants).items()}}
+    mapping or (method, variant) pairs); ``luts``: what the .cube LUTs of the scoped methods
+    depend on (none where no scoped method runs or ``export.luts`` is off)."""
+    s = {"methods": {m: variant_settings(config, v, m) for m, v in dict(variants).items()}}
+    if luts := lut_settings(config, list(dict(variants))):
+        s["luts"] = luts
+    return s
+
+
+LUT_KEYS = ("luts", "lut_size")
+LUT_COLUMNS = ("method", "style", "scope", "unit", "photo_id", "status", "output", "note")
+
+
+def lut_settings(config: dict, methods) -> dict | None:
+    """What the LUTs of a shard depend on: their size, the scope, the scoped methods' params."""
+    from photostyle.methods import get_method
+
+    ex = config["export"]
+    scoped = [m for m in methods if get_method(m).scoped]
+    if not (ex["enabled"] and ex["luts"] and scoped):
+        return None
+    return {"size": ex["lut_size"], "scope": config["stylize"]["scope"],
+            "params": {m: config["methods"][m] for m in scoped}}
+
+
+def lut_path(out_root, style: str, method: str, scope: str, folder: str = "", relpath: str = "", group: str = "") -> Path:
+    """Where a LUT goes: ``<style>/<method>/luts/`` then, mirroring the user's folders, the
+    photo's path with ``.cube`` (scope photo), ``<folder>/_folder.cube`` (scope folder) or
+    ``_collection.cube``; a region's LUT inserts the style region's name (``_folder.sky.cube``)."""
+    base = Path(out_root) / style / method / "luts"
+    if scope == "photo":
+        stem = Path(relpath)
+        path = base / stem.parent / stem.stem
+    else:
+        path = base / folder / "_folder" if scope == "folder" else base / "_collection"
+    name = path.name + (f".{group}" if group else "") + ".cube"
+    return path.with_name(name)
+
+
+def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_index, code_version: str) -> list[dict]:
+    """The shard's .cube LUTs (:mod:`photostyle.ops.lut`): the fits this shard owns (scope folder
+    or collection: each unit's LUT is written by its first shard), or at scope photo each
+    photo's own map where it is global. A region-aware map is one transform per region blended
+    by the photo's masks, which a LUT cannot carry: a fit writes one LUT per style region beside
+    its global one; a photo's region-aware map gets none (the index says why)."""
+    import json
+
+    from photostyle.core.io import write_csv_atomic, write_if_changed
+    from photostyle.core.photo import sha256_bytes
+    from photostyle.ops.colour import ColourMap
+    from photostyle.ops.lut import colour_map_table, cube_text
+    from photostyle.stages.grade import group_names
+
+    size, scope = luts["size"], luts["scope"]
+    rows = []
+
+    def emit(path, cmap, region, title, comments, row):
+        table = colour_map_table(cmap, region, size)
+        write_if_changed(path, cube_text(table, size, title, comments))
+        rows.append({**row, "status": "ok", "output": str(path)})
+
+    for f in sorted(fit_files):
+        data = Path(f).read_bytes()
+        d = json.loads(data)
+        row = {"method": d["method"], "style": d["style"], "scope": d["scope"], "unit": d["unit"], "photo_id": ""}
+        if not d.get("fit"):
+            rows.append({**row, "status": "skipped", "note": d.get("error") or "no photos sampled"})
+            continue
+        from photostyle.ops.colour import SharedFit
+
+        fit = SharedFit.from_json(json.dumps(d["fit"]))
+        base = [f"photostyle {d['method']} look of style {d['style']} ({d['style_sha256'][:16]}), "
+                f"scope {d['scope']}" + (f" (folder {d['folder'] or '.'})" if d["scope"] == "folder" else ""),
+                f"fitted on {d['photos']} photos, {d['pixels']} sampled pixels; fit sha256:{sha256_bytes(data)}",
+                f"config params {json.dumps(luts['params'][d['method']], sort_keys=True)}; code {code_version}",
+                f"colour space {fit.space}, strength {fit.strength}; no weights (a colour map)"]
+        names = group_names(d)
+        emit(lut_path(out_root, d["style"], d["method"], d["scope"], d.get("folder", "")), fit.colour_map(), fit.whole,
+             f"{d['style']} {d['method']} {d['unit']}", base + (
+                 ["the global map: every pixel to the whole style photo. The pipeline stylised these photos region "
+                  "by region (one LUT per style region beside this one, each exact inside its region only)"]
+                 if fit.groups else ["exact: the pipeline applied this map to every pixel of these photos"]), row)
+        for g, rmap in sorted(fit.groups.items()):
+            emit(lut_path(out_root, d["style"], d["method"], d["scope"], d.get("folder", ""), group=names.get(g, g)),
+                 fit.colour_map(), rmap, f"{d['style']} {d['method']} {d['unit']} region {names.get(g, g)}",
+                 base + [f"region {names.get(g, g)}: the map of content regions matched to this style region; "
+                         "exact only inside them (the pipeline blends regions with feathered masks)"],
+                 {**row, "unit": f"{d['unit']}:{names.get(g, g)}"})
+    if scope == "photo":
+        photos = {r["id"]: r for r in read_csv_dicts(shard_table) if r["status"] == "ok"}
+        for e in photo_major(raw_indexes, lambda e: e["method"] in luts["params"]):
+            p = photos.get(e["photo_id"])
+            row = {"method": e["method"], "style": e["style"], "scope": "photo", "unit": "", "photo_id": e["photo_id"]}
+            if e["status"] != "ok" or p is None:
+                continue
+            try:
+                cmap = ColourMap.from_png(Path(e["output"]).read_bytes())
+            except OSError as exc:
+                rows.append({**row, "status": "failed", "note": f"result unreadable: {exc}"})
+                continue
+            if cmap is None or len(cmap.regions) != 1 or cmap.regions[0].labels is not None:
+                rows.append({**row, "status": "skipped", "note": "region-aware map: one transform per region blended "
+                             "by this photo's masks, which a LUT cannot carry (stylize.scope folder writes one LUT "
+                             "per style region; segmentation.enabled false makes the map global)"})
+                continue
+            emit(lut_path(out_root, e["style"], e["method"], "photo", relpath=p["relpath"]), cmap, cmap.regions[0],
+                 f"{e['style']} {e['method']} {Path(p['relpath']).name}",
+                 [f"photostyle {e['method']} look of style {e['style']} for {p['relpath']} "
+                  f"(sha256:{p['sha256'][:16]}), scope photo",
+                  f"config params {json.dumps(luts['params'][e['method']], sort_keys=True)}; code {code_version}",
+                  f"colour space {cmap.space}, strength {cmap.strength}; no weights (a colour map)",
+                  "exact: the pipeline applied this map to every pixel of this photo"], row)
+    write_csv_atomic(lut_index, LUT_COLUMNS, rows)
+    return rows
 
 
 def run_export_shard(shard_table, source_indexes, settings: dict, out_root, index_out, code_version: str,
-                     segment_index: str | None = None) -> list[dict]:
+                     segment_index: str | None = None, fit_files=(), raw_indexes=(), lut_index=None) -> list[dict]:
     """Export every output listed in ``source_indexes`` (refined and raw indexes) whose method is in
-    ``settings["methods"]`` with the variant that method exports."""
+    ``settings["methods"]`` with the variant that method exports; with ``settings["luts"]`` and
+    ``lut_index``, the shard's LUTs too (:func:`write_luts`: from ``fit_files``, or at scope photo
+    from the maps in the raw results of ``raw_indexes``)."""
+    if settings.get("luts") and lut_index:
+        write_luts(shard_table, settings["luts"], fit_files, raw_indexes, out_root, lut_index, code_version)
     import numpy as np
 
     from photostyle.core.deliver import deliverable_name, source_metadata, write_deliverable

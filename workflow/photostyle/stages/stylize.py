@@ -28,6 +28,8 @@ def settings(config: dict, method: str) -> dict:
         s["weights"] = config["weights"]
     if segmentation_on(config) and m.uses_regions:
         s["segmentation"] = matching_settings(config)
+    if m.scoped:  # colour maps: per photo, or one fit per folder/collection (the grade stage)
+        s["scope"] = config["stylize"]["scope"]
     return s
 
 
@@ -37,7 +39,7 @@ def code_roots(method: str) -> tuple[str, ...]:
 
 def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dict, out_root, index_out,
                       code_version: str, segment_indexes: list[str] | None = None,
-                      train_root="results/train") -> list[dict]:
+                      train_root="results/train", fits: list[str] | None = None) -> list[dict]:
     import torch
 
     from photostyle.core.device import seed_everything, start_job
@@ -57,6 +59,12 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             "config_hash": job.config_hash, "code_version": code_version}
     decoded, styles_decoded, style_state = {}, {}, {}
     random_weights = [n for n, r in method.resolved.items() if getattr(r, "fallback", "")]  # auto: none found
+    scope = settings.get("scope", "photo")
+    shared = {}  # (style, unit) -> the folder's or collection's fit (stylize.scope; stages.grade)
+    if cls.scoped and scope != "photo":
+        from photostyle.stages.grade import load_fits, unit_of
+
+        shared = load_fits(fits or [])
 
     def image(r, cache=decoded):  # the current chunk's photos (and every style photo) decoded once
         if r["id"] not in cache:
@@ -102,7 +110,16 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
                 "style_sha256": srow["sha256"], "labels_sha256": labels, "segmenter": row["segmenter"] or "none",
                 "config_hash": job.config_hash, "code_version": code_version, "weights": row["weights"],
                 "device": job.device_desc, "seed": str(seed)}
-        return Item((r["id"], srow["id"]), row, out, prov, {"photo": r, "style": srow})
+        data = {"photo": r, "style": srow}
+        if cls.scoped and scope != "photo":  # the folder's (collection's) fit, named by its digest
+            unit = unit_of(r["relpath"], scope)
+            fit, digest, error = shared.get((srow["id"], unit), (None, "", f"no {scope} fit {unit} was given"))
+            if fit is None:
+                return Item((r["id"], srow["id"]), {**row, "status": "failed",
+                                                    "error": f"{scope} fit {unit}: {error or 'no photos sampled'}"})
+            prov.update(scope=f"{scope} {unit}", fit_sha256=digest)
+            data["shared"] = fit
+        return Item((r["id"], srow["id"]), row, out, prov, data)
 
     def chunks():
         step = method.batch_size() if cls.batches else 1
@@ -120,7 +137,7 @@ def run_stylize_shard(shard_table, style_tables, method_name: str, settings: dic
             it.data["regions"] = masks.summary if masks is not None else (regions.usable(r["id"], srow["id"]) or "whole")
         seed_everything(derive_seed(seed, r["id"], srow["id"], method_name))
         st = style_of(srow)
-        st.colour_map = None
+        st.colour_map, st.shared = None, it.data.get("shared")
         with torch.no_grad():
             out = method(x, st, masks)
         if st.colour_map is not None:  # stored beside the image for the lift

@@ -1,0 +1,132 @@
+"""Grading a shoot (stylize.scope folder): one colour map per style and folder, fitted on pooled
+pixel samples, applied to every photo of the folder, exported as .cube LUTs that another
+implementation (Pillow's Color3DLUT) applies to the same result; adding a photo to a folder
+reruns that folder's fit and outputs only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageFilter
+
+from conftest import run_snakemake, save, scheduled_jobs, smooth_photo
+from photostyle.core.collection import folder_of, read_listing, unit_id
+from photostyle.core.io import read_csv_dicts
+from photostyle.ops.lut import read_cube
+
+
+def _darker(img: np.ndarray, stops: float = 1.0) -> np.ndarray:
+    x = img.astype(np.float64) / 255.0
+    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * 2.0 ** -stops
+    return np.round(np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055) * 255).astype(np.uint8)
+
+
+SHOOT = {  # relpath -> photo
+    "shoot_a/bright.jpg": smooth_photo(48, 64, seed=0),
+    "shoot_a/dark.jpg": _darker(smooth_photo(48, 64, seed=0)),
+    "shoot_a/other.jpg": smooth_photo(48, 64, seed=1),
+    "shoot b/één.jpg": smooth_photo(40, 56, seed=2),
+    "shoot b/two.jpg": smooth_photo(40, 56, seed=3),
+    "top.jpg": smooth_photo(40, 40, seed=4),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grade")
+    for rel, img in SHOOT.items():
+        save(img, tmp / "photos" / rel, quality=97)
+    warm = np.clip(smooth_photo(40, 40, seed=10) * np.array([1.15, 0.9, 0.55]), 0, 255).astype(np.uint8)
+    save(warm, tmp / "styles" / "warm.png")
+    cfg = {
+        "content_dir": str(tmp / "photos"), "style_dir": str(tmp / "styles"), "device": "cpu",
+        "ingest": {"shard_size": 2},
+        "segmentation": {"enabled": False},
+        "stylize": {"methods": ["reinhard", "mkl"], "scope": "folder", "scope_sample_pixels": 512},
+        "refine": {"enabled": False},
+        "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16, "style_distance": False},
+        "report": {"grid_photos": 2, "thumb_px": 64},
+        "export": {"lut_size": 33, "format": "png"},
+    }
+    cfg_path = tmp / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp, cfg_path, "--cores", "2")
+    return tmp, cfg_path, cfg, proc.stdout + proc.stderr
+
+
+def _manifest(tmp):
+    return {r["relpath"]: r for r in read_csv_dicts(tmp / "results" / "manifest.csv")}
+
+
+def _raw(tmp, method, pid):
+    return np.asarray(Image.open(tmp / "results" / "stylized" / "warm" / method / f"{pid}.png").convert("RGB"))
+
+
+def test_one_fit_per_style_method_and_folder_pooling_its_photos(graded):
+    tmp, *_ = graded
+    for method in ("reinhard", "mkl"):
+        for folder, n in (("shoot_a", 3), ("shoot b", 2), ("", 1)):
+            fit = json.loads((tmp / "results" / "grade" / "fit" / method / "warm" / f"{unit_id(folder)}.json").read_text())
+            assert (fit["photos"], fit["folder"], fit["scope"]) == (n, folder, "folder"), fit
+            assert fit["pixels"] == n * 512
+    provenance = Image.open(tmp / "results" / "stylized" / "warm" / "reinhard" /
+                            f"{_manifest(tmp)['shoot_a/dark.jpg']['id']}.png").text
+    assert provenance["photostyle:scope"] == f"folder {unit_id('shoot_a')}" and provenance["photostyle:fit_sha256"]
+
+
+@pytest.mark.parametrize("method", ["reinhard", "mkl"])
+def test_a_folder_keeps_its_exposures_apart(graded, method):
+    tmp, *_ = graded
+    m = _manifest(tmp)
+    bright, dark = (_raw(tmp, method, m[f"shoot_a/{n}.jpg"]["id"]).mean() / 255 for n in ("bright", "dark"))
+    assert bright > dark + 0.05, (bright, dark)
+
+
+@pytest.mark.parametrize("method", ["reinhard", "mkl"])
+def test_the_folder_lut_reproduces_the_pipeline_in_pillow(graded, method):
+    tmp, *_ = graded
+    m = _manifest(tmp)
+    lut = tmp / "results" / "export" / "warm" / method / "luts" / "shoot_a" / "_folder.cube"
+    size, table, title, comments = read_cube(lut.read_text())
+    assert size == 33 and any("fit sha256:" in c for c in comments) and any("3 photos" in c for c in comments)
+    pil_lut = ImageFilter.Color3DLUT(size, table.reshape(-1).tolist(), channels=3)
+    for name in ("bright", "dark", "other"):
+        row = m[f"shoot_a/{name}.jpg"]
+        content = Image.open(row["path"]).convert("RGB")
+        got = np.asarray(content.filter(pil_lut)).astype(np.float64) / 255
+        want = _raw(tmp, method, row["id"]).astype(np.float64) / 255
+        rms = float(np.sqrt(((got - want) ** 2).mean()))
+        assert rms < 1 / 255, (name, rms)
+    # every folder has its LUT, mirrored under luts/, and the top folder's is luts/_folder.cube
+    luts = tmp / "results" / "export" / "warm" / method / "luts"
+    assert (luts / "shoot b" / "_folder.cube").is_file() and (luts / "_folder.cube").is_file()
+    rows = [r for f in (tmp / "results" / "export" / "_index" / "luts").glob("*.csv") for r in read_csv_dicts(f)]
+    assert sorted(r["unit"] for r in rows if r["method"] == method) == sorted(unit_id(f) for f in ("shoot_a", "shoot b", ""))
+
+
+def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
+    tmp, cfg_path, cfg, _ = graded
+    save(smooth_photo(40, 56, seed=7), tmp / "photos" / "shoot b" / "three.jpg", quality=97)
+    try:
+        jobs = scheduled_jobs(run_snakemake(tmp, cfg_path, "-n").stdout)
+        fits = {(w["method"], w["unit"]) for r, w in jobs if r == "grade_fit"}
+        samples = [w for r, w in jobs if r == "grade_sample"]
+        assert len(samples) <= 2, samples  # the new photo's shard (or the two it splits into)
+        # the folder's fits rerun; a neighbouring folder's only where it shares the new photo's
+        # shard (shards are runs of folder-ordered photos), and its fit comes out the same
+        listing = {s["shard"] for s in samples}
+        sharing = {unit_id(folder_of(e.relpath)) for s in listing
+                   for e in read_listing(tmp / "results" / "ingest" / "lists" / "content" / f"{s}.csv")}
+        assert {(mth, unit_id("shoot b")) for mth in ("reinhard", "mkl")} <= fits, fits
+        assert {u for _, u in fits} <= sharing | {unit_id("shoot b")}, (fits, sharing)
+        # the stylize jobs are those of shards holding the folder's photos, not every shard
+        shards_b = {r["shard"] for rel, r in _manifest(tmp).items() if folder_of(rel) == "shoot b"}
+        stylized = {w["shard"] for r, w in jobs if r == "stylize"}
+        all_shards = {r["shard"] for r in _manifest(tmp).values()}
+        assert stylized and stylized < all_shards | {w["shard"] for w in samples}, (stylized, all_shards)
+        assert stylized <= shards_b | {w["shard"] for w in samples}, (stylized, shards_b)
+    finally:
+        (tmp / "photos" / "shoot b" / "three.jpg").unlink()
