@@ -107,6 +107,13 @@ def test_the_folder_lut_reproduces_the_pipeline_in_pillow(graded, method):
     assert sorted(r["unit"] for r in rows if r["method"] == method) == sorted(unit_id(f) for f in ("shoot_a", "shoot b", ""))
 
 
+def test_the_report_has_a_shoot_grid_per_folder(graded):
+    tmp, *_ = graded
+    for folder in ("shoot_a", "shoot b", ""):
+        grid = tmp / "results" / "report" / "shoot" / "warm" / f"{unit_id(folder)}.png"
+        assert grid.is_file() and Image.open(grid).size[0] > 300, grid
+
+
 def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
     tmp, cfg_path, cfg, _ = graded
     save(smooth_photo(40, 56, seed=7), tmp / "photos" / "shoot b" / "three.jpg", quality=97)

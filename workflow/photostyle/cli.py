@@ -122,6 +122,12 @@ def cmd_grid(a):
     image_grid(a.style, a.manifest, a.style_table, a.indexes, a.out, s["grid_photos"], s["thumb_px"])
 
 
+def cmd_shoot_grid(a):
+    from photostyle.stages.report import shoot_grid
+
+    shoot_grid(a.style, a.folder, a.manifest, a.style_table, a.indexes, _settings(a.settings), a.out, a.segment_indexes)
+
+
 def cmd_plots(a):
     from photostyle.stages.report import metrics_scatter, runtime_bars
 
@@ -274,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(opt, required=True)
     s.add_argument("indexes", nargs="*")
     s.set_defaults(fn=cmd_grid)
+
+    s = sub.add_parser("shoot-grid", help="report grid of one folder: scope photo vs the configured scope")
+    for opt in ("--style", "--folder", "--manifest", "--style-table", "--settings", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--segment-indexes", nargs="*", default=[])
+    s.add_argument("--indexes", nargs="*", default=[], help="the raw stylize indexes of the folder's shards")
+    s.set_defaults(fn=cmd_shoot_grid)
 
     s = sub.add_parser("plots", help="report plots")
     for opt in ("--per-image", "--scatter", "--runtimes"):

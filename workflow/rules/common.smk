@@ -281,7 +281,7 @@ if SCOPED:
     from photostyle.core.collection import folder_shards as _folder_shards
     from photostyle.stages.grade import folder_unit as _folder_unit
 
-    for _folder, _shards in _folder_shards(_CONTENT).items():
+    for _folder, _shards in _folder_shards(_CONTENT).items():  # noqa: B007 (set below for the report too)
         _unit = _folder_unit(_folder, SCOPE)
         UNIT_FOLDER[_unit] = _folder if SCOPE == "folder" else ""
         UNIT_SHARDS.setdefault(_unit, set()).update(_shards)
@@ -290,6 +290,9 @@ if SCOPED:
         for _shard in _shards:
             SHARD_UNITS.setdefault(_shard, []).append(_unit)
 GRADE_LABELS = grade_stage.uses_labels(config, METHODS)
+# the report's shoot grids: the first report.grid_folders folders (by path), each with its shards
+FOLDER_SHARDS = _folder_shards(_CONTENT) if SCOPED else {}
+SHOOT_FOLDERS = {grade_stage.folder_unit(f, "folder"): f for f in list(FOLDER_SHARDS)[:config["report"]["grid_folders"]]}
 
 
 def grade_sample_path(shard):
@@ -352,6 +355,22 @@ def export_lut_fits(wildcards):
         return []
     return [grade_fit_path(m, style, unit) for unit in SHARD_OWNED_UNITS.get(wildcards.shard, ()) for m in SCOPED
             for style in STYLES]
+
+
+@job_function
+def shoot_grid_inputs(wildcards):
+    """A folder's shoot grid reads the raw results of its shards (and their label maps)."""
+    shards = FOLDER_SHARDS[SHOOT_FOLDERS[wildcards.unit]]
+    inputs = {"manifest": f"{RESULTS}/manifest.csv", "style": ingest_table("style", wildcards.style),
+              "indexes": [index_path("stylized", m, s) for s in shards for m in SCOPED], "segments": []}
+    if SEGMENT and any(METHOD_REGISTRY[m].uses_regions for m in SCOPED):
+        inputs["segments"] = [segment_index("content", s) for s in shards] + [segment_index("style", wildcards.style)]
+    return inputs
+
+
+@job_function
+def shoot_folder(wildcards):
+    return SHOOT_FOLDERS[wildcards.unit]
 
 
 @job_function
@@ -457,6 +476,7 @@ def final_targets():
     targets += [f"{RESULTS}/report/grid_{style}.png" for style in STYLES]
     if SEGMENT:
         targets.append(f"{RESULTS}/report/segmentation.png")
+    targets += [f"{RESULTS}/report/shoot/{style}/{unit}.png" for style in STYLES for unit in SHOOT_FOLDERS]
     if wants_loss_report():
         targets.append(f"{RESULTS}/report/losses.png")
     if config["export"]["enabled"]:

@@ -19,6 +19,28 @@ rule report_grid:
         " --settings {params.settings:q} --out {output:q} {input.indexes:q} 2> {log:q}"
 
 
+rule report_shoot:
+    """stylize.scope folder | collection: one folder before and after, each photo fitted alone
+    (scope photo) beside one map for the folder (or collection), per colour-map method."""
+    input:
+        unpack(shoot_grid_inputs),
+    output:
+        report(f"{RESULTS}/report/shoot/{{style}}/{{unit}}.png", caption="../report/shoot.rst",
+               category="Shoots", subcategory="{style}"),
+    params:
+        settings=stage_settings("report", "shoot"),
+        folder=shoot_folder,
+        code=stage_code("stages.report"),
+    log:
+        f"{RESULTS}/logs/report_shoot/{{style}}/{{unit}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "\"$PHOTOSTYLE_PYTHON\" -m photostyle shoot-grid --style {wildcards.style} --folder={params.folder:q}"
+        " --manifest {input.manifest:q} --style-table {input.style:q} --settings {params.settings:q} --out {output:q}"
+        " --segment-indexes {input.segments:q} --indexes {input.indexes:q} 2> {log:q}"
+
+
 rule report_plots:
     """Structure vs colour distance per method; summed runtime per rule (benchmark files)."""
     input:

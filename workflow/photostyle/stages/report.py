@@ -13,8 +13,9 @@ from photostyle.stages.common import trace_path
 plt = np = pd = Image = None  # imported by _libs() when a figure is made (the Snakefile imports this module)
 
 
-def settings(config: dict) -> dict:
-    return dict(config["report"])
+def settings(config: dict, what: str = "") -> dict:
+    """The report's settings; ``what="shoot"``: a shoot grid's (:func:`shoot_settings`)."""
+    return shoot_settings(config) if what == "shoot" else dict(config["report"])
 
 
 def _libs() -> None:
@@ -299,3 +300,86 @@ def table_html(csv_path, out, max_rows: int = 1000) -> int:
             f"<tbody>\n{body}\n</tbody></table></div>\n</body></html>\n")
     write_bytes_atomic(out, page.encode("utf-8"))
     return len(rows)
+
+
+def shoot_settings(config: dict) -> dict:
+    """What a shoot grid depends on: the report's sizes, how photos decode, the scope, the
+    scoped methods' params (their photo-scope column is computed here) and the matching."""
+    from photostyle.methods import get_method
+    from photostyle.stages.common import limits, matching_settings, segmentation_on
+
+    methods = [m for m in config["stylize"]["methods"] if get_method(m).scoped]
+    s = {"report": dict(config["report"]), "ingest": limits(config), "scope": config["stylize"]["scope"],
+         "params": {m: config["methods"][m] for m in methods}}
+    if segmentation_on(config):
+        s["segmentation"] = matching_settings(config)
+    return s
+
+
+def shoot_grid(style_id: str, folder: str, manifest, style_table, indexes: list[str], settings: dict, out,
+               segment_indexes: list[str] = ()) -> int:
+    """One folder of the collection (a shoot) before and after: per photo, the content, then for
+    each colour-map method its result at scope photo (computed here, each photo fitted on its
+    own) beside the pipeline's result at the configured scope (one map for the folder or the
+    collection). Each panel's mean brightness is printed under it, so the order and spacing of
+    exposures can be read off: photo scope pulls them together, folder scope keeps them."""
+    _libs()
+    import torch
+
+    from photostyle.core.collection import folder_of
+    from photostyle.core.tensors import to_tensor, to_uint8
+    from photostyle.methods import get_method
+    from photostyle.methods.base import StyleState
+    from photostyle.ops.regions import RegionSource
+
+    rep, scope = settings["report"], settings["scope"]
+    limits = PhotoLimits.from_settings(settings)
+    photos = sorted((r for r in read_csv_dicts(manifest) if r["kind"] == "content" and folder_of(r["relpath"]) == folder),
+                    key=lambda r: r["relpath"])[:rep["grid_photos"]]
+    style_row = next((r for r in read_csv_dicts(style_table) if r["status"] == "ok"), None)
+    outputs = {(e["method"], e["photo_id"]): e for idx in indexes for e in read_csv_dicts(idx)
+               if e["style"] == style_id and e["variant"] == "raw"}
+    methods = list(settings["params"])
+    seg = settings.get("segmentation")
+    regions = RegionSource(seg, list(segment_indexes)) if seg and segment_indexes else None
+    style_img = load_photo(style_row["path"], limits)[0] if style_row else None
+    cols = ["before"] + [f"{m}\n{label}" for m in methods for label in ("scope photo", f"scope {scope}")]
+    fig, axes = plt.subplots(max(1, len(photos)), len(cols), figsize=(2.1 * len(cols), 2.1 * max(1, len(photos)) + 0.5),
+                             squeeze=False)
+    for ax, title in zip(axes[0], cols):
+        ax.set_title(title, fontsize=8)
+    device = torch.device("cpu")
+
+    def show(ax, img, label=""):
+        if img is not None:
+            ax.imshow(_thumb(img, rep["thumb_px"]))
+            ax.set_xlabel(f"mean {img.mean() / 255:.2f}", fontsize=7)
+        else:
+            ax.text(0.5, 0.5, label or "—", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    for r, p in enumerate(photos):
+        content = load_photo(p["path"], limits)[0]
+        panels = [content]
+        for m in methods:
+            cls = get_method(m)
+            own = None
+            if style_img is not None:  # scope photo: the method fitted on this photo alone
+                masks = regions.masks(p["id"], style_id, content, style_img, device) \
+                    if regions is not None and cls.uses_regions else None
+                st = StyleState(style_id, to_tensor(style_img, device))
+                with torch.no_grad():
+                    own = to_uint8(cls(cls.parse(settings["params"][m]), device)(to_tensor(content, device), st, masks))
+            e = outputs.get((m, p["id"]))
+            panels += [own, np.asarray(Image.open(e["output"]).convert("RGB")) if e and e["status"] == "ok" else None]
+        for ax, img in zip(axes[r], panels):
+            show(ax, img)
+        axes[r][0].set_ylabel(Path(p["relpath"]).name, fontsize=7)
+    if not photos:
+        show(axes[0][0], None, "no photos")
+    fig.suptitle(f"style {style_id} · folder {folder or '(top of the collection)'}: each photo fitted alone vs one map "
+                 f"for the {scope}", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out)
+    return len(photos)
