@@ -2,6 +2,7 @@
 
     python benchmarks/dag_scale.py --photos 100000 --styles 3 --methods reinhard mkl
     python benchmarks/dag_scale.py --photos 100000 --peer 936cce9 --rounds 6
+    python benchmarks/dag_scale.py --photos 100000 --scope folder --peer 1d120de
 
 Prints the time of a cold dry run (listings written), a warm one (nothing changed on
 disk), and the shards per stage that adding one photo schedules. Target (issue 2):
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--styles", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["reinhard", "mkl"])
     ap.add_argument("--shard-size", type=int, default=500)
+    ap.add_argument("--scope", default="photo", choices=["photo", "folder", "collection"],
+                    help="stylize.scope (folder: grade_sample and grade_fit jobs; the peer runs at its default)")
     ap.add_argument("--peer", help="a git commit to time alternately on the same collection")
     ap.add_argument("--rounds", type=int, default=4, help="alternating warm runs with --peer")
     args = ap.parse_args()
@@ -64,11 +67,13 @@ def main() -> None:
         styles.mkdir()
         for s in range(args.styles):
             (styles / f"style_{s}.jpg").touch()
-        cfg = tmp / "config.yaml"
-        cfg.write_text(yaml.safe_dump({
-            "content_dir": str(content), "style_dir": str(styles),
-            "ingest": {"shard_size": args.shard_size}, "stylize": {"methods": args.methods},
-        }))
+        cfg, peer_cfg = tmp / "config.yaml", tmp / "peer_config.yaml"
+        base = {"content_dir": str(content), "style_dir": str(styles), "ingest": {"shard_size": args.shard_size},
+                "stylize": {"methods": args.methods}}
+        peer_cfg.write_text(yaml.safe_dump(base))  # a peer from before stylize.scope knows no such key
+        if args.scope != "photo":
+            base["stylize"]["scope"] = args.scope
+        cfg.write_text(yaml.safe_dump(base))
         cold, out = dry_run(tmp, cfg)
         warm, out = dry_run(tmp, cfg)
         warm2, _ = dry_run(tmp, cfg)
@@ -86,18 +91,20 @@ def main() -> None:
         changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
         print(f"adding one photo rewrote {len(changed)} of {len(after)} shard listings: {changed}")
         if args.peer:
-            compare_with_peer(args.peer, args.rounds, tmp, cfg)
+            compare_with_peer(args.peer, args.rounds, tmp, cfg, peer_cfg)
 
 
-def compare_with_peer(commit: str, rounds: int, workdir: Path, cfg: Path) -> None:
-    """Warm dry runs of ``commit`` and of this checkout, alternating, on the same collection."""
+def compare_with_peer(commit: str, rounds: int, workdir: Path, cfg: Path, peer_cfg: Path) -> None:
+    """Dry runs of ``commit`` (on ``peer_cfg``) and of this checkout, alternating, on the same
+    collection. Where the two shard the collection differently (folder-local shards came after
+    the path-only rule), each run rewrites the listings the other wrote, in both alike."""
     peer = workdir / "peer"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(peer), commit],
                    check=True, capture_output=True)
     try:
         times: dict[str, list[float]] = {"peer": [], "this": []}
         for _ in range(rounds):  # each run leaves the listings as the other expects (same shard rule)
-            times["peer"].append(dry_run(workdir, cfg, peer)[0])
+            times["peer"].append(dry_run(workdir, peer_cfg, peer)[0])
             times["this"].append(dry_run(workdir, cfg)[0])
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(peer)], capture_output=True)

@@ -29,6 +29,15 @@ def grade(im: Image.Image, gain, lift, gamma=1.0, saturation=1.0) -> Image.Image
     return Image.fromarray((x * 255).round().astype(np.uint8))
 
 
+def exposed(im: Image.Image, ev: float) -> Image.Image:
+    """The photo ``ev`` stops brighter (negative: darker): light scaled by 2**ev in linear sRGB."""
+    x = np.asarray(im).astype(np.float64) / 255.0
+    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * 2.0 ** ev
+    lin = np.clip(lin, 0, 1)
+    enc = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return Image.fromarray((enc * 255).round().astype(np.uint8))
+
+
 def main() -> None:
     content = ROOT / "content"
     styles = ROOT / "styles"
@@ -45,6 +54,12 @@ def main() -> None:
         small(arr).save(content / f"{name}.jpg", quality=90)
     # a sixth content photo: a crop of the rocket launch (sky and smoke)
     small(skd.rocket()[:, 100:400]).save(content / "rocket_sky_crop.jpg", quality=90)
+
+    # a shoot: one scene bracketed at -1, 0 and +1 EV (README "Grading a shoot": folder scope
+    # keeps the frames apart, photo scope pulls them to one brightness)
+    (content / "shoot").mkdir(exist_ok=True)
+    for name, ev in (("coffee_minus1ev", -1.0), ("coffee_0ev", 0.0), ("coffee_plus1ev", 1.0)):
+        exposed(small(skd.coffee()), ev).save(content / "shoot" / f"{name}.jpg", quality=90)
 
     grade(small(skd.rocket()), gain=(1.15, 0.95, 0.70), lift=(0.06, 0.03, 0.0), gamma=0.9,
           saturation=1.2).save(styles / "golden_hour.jpg", quality=92)
