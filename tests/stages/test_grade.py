@@ -1,0 +1,125 @@
+"""The grade stage without Snakemake: pixel samples of a shard, a region-aware folder fit pooled
+per matched style region, and the stylize job applying it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import save
+from photostyle.config import validate_config
+from photostyle.core.collection import sync_listings, unit_id
+from photostyle.core.io import read_csv_dicts, write_csv_atomic
+from photostyle.core.photo import PhotoLimits
+from photostyle.stages import grade
+from photostyle.stages.ingest import ingest_listing
+from photostyle.stages.stylize import run_stylize_shard
+
+H, W = 40, 48
+LABELS = np.zeros((H, W), np.uint8)
+LABELS[H // 2:] = 1  # top half: region 0 (bright), bottom: region 1 (dark)
+
+
+def _photo(top, bottom, seed):
+    rng = np.random.default_rng(seed)
+    img = np.where(LABELS[..., None] == 0, top, bottom) + rng.normal(0, 10, (H, W, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def graded(tmp_path):
+    root, sroot = tmp_path / "c", tmp_path / "s"
+    photos = {"a/p0.png": _photo([200, 190, 180], [70, 60, 50], 0),
+              "a/p1.png": _photo([150, 140, 130], [40, 35, 30], 1),  # the same shoot, darker
+              "b/q0.png": _photo([20, 20, 20], [10, 10, 10], 2)}  # another folder: must not be pooled into a's fit
+    for rel, img in photos.items():
+        save(img, root / rel)
+    save(_photo([80, 120, 230], [150, 100, 40], 3), sroot / "sky.png")
+    cfg = validate_config({"device": "cpu", "stylize": {"methods": ["reinhard"], "scope": "folder",
+                                                        "scope_sample_pixels": 256}})
+    limits = PhotoLimits.from_settings(cfg)
+    (c_shard,) = sync_listings(root, tmp_path / "lc", 1000)
+    ingest_listing(tmp_path / "lc" / f"{c_shard}.csv", root, "content", c_shard, limits, tmp_path / "content.csv")
+    (sid,) = sync_listings(sroot, tmp_path / "ls", per_file=True)
+    ingest_listing(tmp_path / "ls" / f"{sid}.csv", sroot, "style", sid, limits, tmp_path / "style.csv")
+    # label maps as the segment stage writes them (k-means clusters: matched by luminance rank)
+    seg_rows = []
+    for kind, table in (("content", tmp_path / "content.csv"), ("style", tmp_path / "style.csv")):
+        for r in read_csv_dicts(table):
+            path = tmp_path / "labels" / f"{r['id']}.png"
+            path.parent.mkdir(exist_ok=True)
+            Image.fromarray(LABELS).save(path)
+            seg_rows.append({"kind": kind, "photo_id": r["id"], "status": "ok", "labels": str(path),
+                             "label_space": "clusters"})
+    cols = ["kind", "photo_id", "status", "labels", "label_space"]
+    write_csv_atomic(tmp_path / "seg_content.csv", cols, [r for r in seg_rows if r["kind"] == "content"])
+    write_csv_atomic(tmp_path / "seg_style.csv", cols, [r for r in seg_rows if r["kind"] == "style"])
+    sample = tmp_path / "samples.npz"
+    n = grade.run_sample_shard(tmp_path / "content.csv", str(tmp_path / "seg_content.csv"),
+                               grade.settings(cfg, "sample"), sample)
+    assert n == 3
+    fit_settings = grade.settings(cfg, "fit", "reinhard")
+    fits = {}
+    for folder in ("a", "b"):
+        out = tmp_path / "fits" / f"{unit_id(folder)}.json"
+        grade.run_fit([sample], tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
+                      unit_id(folder), out)
+        fits[folder] = out
+    return tmp_path, cfg, sid, sample, fits, fit_settings
+
+
+def test_samples_are_seeded_positions_of_the_working_photo_with_their_labels(graded):
+    tmp_path, cfg, _, sample, *_ = graded
+    got = {pid: (rel, rgb, lab) for pid, rel, rgb, lab, space, _ in grade.read_samples(sample)}
+    assert len(got) == 3
+    rows = {r["id"]: r for r in read_csv_dicts(tmp_path / "content.csv")}
+    for pid, (rel, rgb, lab) in got.items():
+        img = np.asarray(Image.open(rows[pid]["path"]).convert("RGB"))
+        pos = grade.sample_positions((H, W), 256, cfg["seed"], pid)
+        assert len(pos) == 256 and np.array_equal(rgb, img.reshape(-1, 3)[pos])
+        assert np.array_equal(lab, LABELS.reshape(-1)[pos])
+    # another seed draws other positions; the same seed the same
+    assert not np.array_equal(grade.sample_positions((H, W), 256, 1, "x"), grade.sample_positions((H, W), 256, 0, "x"))
+    assert np.array_equal(grade.sample_positions((H, W), 256, 0, "x"), grade.sample_positions((H, W), 256, 0, "x"))
+
+
+def test_a_folder_fit_pools_only_its_photos_per_matched_region(graded):
+    *_, fits, _ = graded
+    a, b = (json.loads(fits[f].read_text()) for f in ("a", "b"))
+    assert (a["photos"], a["pixels"], a["folder"]) == (2, 512, "a")
+    assert (b["photos"], b["folder"]) == (1, "b")
+    assert sorted(a["fit"]["groups"]) == ["0", "1"]  # the two regions, each to its style region by rank
+    assert a["fit"]["groups"] != b["fit"]["groups"]
+    assert a["group_names"] == {"0": "region0", "1": "region1"}
+
+
+def test_stylize_applies_the_folder_fit_and_keeps_the_shoots_exposures_apart(graded):
+    tmp_path, cfg, sid, _, fits, _ = graded
+    from photostyle.stages.stylize import settings as stylize_settings
+
+    s = stylize_settings(cfg, "reinhard")
+    assert s["scope"] == "folder"
+    index = tmp_path / "out" / "_index" / "reinhard" / "shard.csv"
+    rows = run_stylize_shard(tmp_path / "content.csv", [tmp_path / "style.csv"], "reinhard", s, tmp_path / "out",
+                             index, "test", [str(tmp_path / "seg_content.csv"), str(tmp_path / "seg_style.csv")],
+                             fits=[str(p) for p in fits.values()])
+    assert all(r["status"] == "ok" for r in rows), rows
+    by_rel = {r["relpath"]: r["id"] for r in read_csv_dicts(tmp_path / "content.csv")}
+    out = {rel: np.asarray(Image.open(tmp_path / "out" / sid / "reinhard" / f"{pid}.png").convert("RGB")).astype(float)
+           for rel, pid in by_rel.items()}
+    top = LABELS == 0
+    assert out["a/p0.png"][top].mean() > out["a/p1.png"][top].mean() + 10  # p0 stays the brighter frame
+    # the top regions of the shoot together take the style's top colour (blue sky): blue > red
+    pooled = np.concatenate([out["a/p0.png"][top], out["a/p1.png"][top]])
+    assert pooled[:, 2].mean() > pooled[:, 0].mean() + 40, pooled.mean(0)
+    text = Image.open(tmp_path / "out" / sid / "reinhard" / f"{by_rel['a/p0.png']}.png").text
+    assert text["photostyle:scope"] == f"folder {unit_id('a')}" and len(text["photostyle:fit_sha256"]) == 64
+    # without its fit a photo fails with the reason, the others go on
+    rows = run_stylize_shard(tmp_path / "content.csv", [tmp_path / "style.csv"], "reinhard", s, tmp_path / "out2",
+                             tmp_path / "out2" / "i.csv", "test", [str(tmp_path / "seg_content.csv"),
+                                                                  str(tmp_path / "seg_style.csv")], fits=[str(fits["a"])])
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert [r["photo_id"] for r in failed] == [by_rel["b/q0.png"]] and "folder fit" in failed[0]["error"]
