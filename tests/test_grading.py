@@ -114,6 +114,14 @@ def test_the_report_has_a_shoot_grid_per_folder(graded):
         assert grid.is_file() and Image.open(grid).size[0] > 300, grid
 
 
+def test_a_lut_size_change_reruns_export_only(graded):
+    tmp, _, cfg, _ = graded
+    other = tmp / "lut17.yaml"
+    other.write_text(yaml.safe_dump({**cfg, "export": {**cfg["export"], "lut_size": 17}}))
+    jobs = scheduled_jobs(run_snakemake(tmp, other, "-n").stdout)
+    assert {r for r, _ in jobs} == {"export", "all"}, jobs
+
+
 def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
     tmp, cfg_path, cfg, _ = graded
     save(smooth_photo(40, 56, seed=7), tmp / "photos" / "shoot b" / "three.jpg", quality=97)

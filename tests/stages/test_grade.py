@@ -73,7 +73,7 @@ def graded(tmp_path):
 
 def test_samples_are_seeded_positions_of_the_working_photo_with_their_labels(graded):
     tmp_path, cfg, _, sample, *_ = graded
-    got = {pid: (rel, rgb, lab) for pid, rel, rgb, lab, space, _ in grade.read_samples(sample)}
+    got = {pid: (rel, rgb, lab) for pid, rel, rgb, lab, space, _, _ in grade.read_samples(sample)}
     assert len(got) == 3
     rows = {r["id"]: r for r in read_csv_dicts(tmp_path / "content.csv")}
     for pid, (rel, rgb, lab) in got.items():
@@ -123,3 +123,56 @@ def test_stylize_applies_the_folder_fit_and_keeps_the_shoots_exposures_apart(gra
                                                                   str(tmp_path / "seg_style.csv")], fits=[str(fits["a"])])
     failed = [r for r in rows if r["status"] == "failed"]
     assert [r["photo_id"] for r in failed] == [by_rel["b/q0.png"]] and "folder fit" in failed[0]["error"]
+
+
+def test_a_fit_does_not_depend_on_which_shards_hold_its_photos(graded):
+    """A neighbouring folder's shard splitting moves photos between sample files: the fit's bytes
+    (and so its digest in every output's provenance) stay the same."""
+    tmp_path, cfg, _, sample, fits, fit_settings = graded
+    rows = read_csv_dicts(tmp_path / "content.csv")
+    split = []
+    for part, keep in (("x", {"a/p1.png", "b/q0.png"}), ("y", {"a/p0.png"})):
+        table = tmp_path / f"content_{part}.csv"
+        write_csv_atomic(table, list(rows[0]), [r for r in rows if r["relpath"] in keep])
+        out = tmp_path / f"samples_{part}.npz"
+        grade.run_sample_shard(table, str(tmp_path / "seg_content.csv"), grade.settings(cfg, "sample"), out)
+        split.append(out)
+    again = tmp_path / "again.json"
+    grade.run_fit(split, tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
+                  unit_id("a"), again)
+    assert again.read_bytes() == fits["a"].read_bytes()
+
+
+def test_a_photo_scope_lut_is_written_where_the_map_is_global_and_reproduces_it(graded, tmp_path):
+    from PIL import ImageFilter
+
+    from photostyle.ops.lut import read_cube
+    from photostyle.stages.export import write_luts
+    from photostyle.stages.stylize import settings as stylize_settings
+
+    src, cfg, sid, *_ = graded
+    s = stylize_settings(cfg, "reinhard")
+    s["scope"] = "photo"
+    index = tmp_path / "raw" / "_index" / "reinhard" / "shard.csv"
+    # global maps (no label maps given), then region-aware ones: a LUT for the first, a reason for the second
+    run_stylize_shard(src / "content.csv", [src / "style.csv"], "reinhard", s, tmp_path / "raw", index, "test")
+    luts = {"size": 33, "scope": "photo", "params": {"reinhard": cfg["methods"]["reinhard"]}}
+    rows = write_luts(src / "content.csv", luts, [], [index], tmp_path / "export", tmp_path / "luts.csv", "test")
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    by_rel = {r["relpath"]: r for r in read_csv_dicts(src / "content.csv")}
+    lut = tmp_path / "export" / sid / "reinhard" / "luts" / "a" / "p0.png.cube"
+    size, table, _, comments = read_cube(lut.read_text())
+    assert size == 33 and any("a/p0.png" in c for c in comments)
+    content = Image.open(by_rel["a/p0.png"]["path"]).convert("RGB")
+    got = np.asarray(content.filter(ImageFilter.Color3DLUT(size, table.reshape(-1).tolist(), channels=3))) / 255.0
+    want = np.asarray(Image.open(tmp_path / "raw" / sid / "reinhard" / f"{by_rel['a/p0.png']['id']}.png")) / 255.0
+    lit = np.asarray(content).min(axis=2) >= 100  # Reinhard's log-space curve is too steep near black for a
+    assert np.sqrt(((got - want)[lit] ** 2).mean()) < 1 / 255  # lattice (docs/benchmarks.md); elsewhere exact
+    from photostyle.stages.common import matching_settings
+
+    s2 = dict(s, segmentation=matching_settings(cfg))
+    index2 = tmp_path / "raw2" / "_index" / "reinhard" / "shard.csv"
+    run_stylize_shard(src / "content.csv", [src / "style.csv"], "reinhard", s2, tmp_path / "raw2", index2, "test",
+                      [str(src / "seg_content.csv"), str(src / "seg_style.csv")])
+    rows = write_luts(src / "content.csv", luts, [], [index2], tmp_path / "export2", tmp_path / "luts2.csv", "test")
+    assert [r["status"] for r in rows] == ["skipped"] * 3 and all("region-aware" in r["note"] for r in rows)

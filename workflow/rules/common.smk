@@ -349,12 +349,13 @@ LUT_RAW_INDEXES = [index_path("stylized", m, "{shard}") for m in METHODS
 
 
 @job_function
-def export_lut_fits(wildcards):
+def _export_lut_fits(wildcards):
     """The fits whose LUTs this shard's export job writes (the units it is the first shard of)."""
-    if not LUT_SETTINGS:
-        return []
     return [grade_fit_path(m, style, unit) for unit in SHARD_OWNED_UNITS.get(wildcards.shard, ()) for m in SCOPED
             for style in STYLES]
+
+
+EXPORT_LUT_FITS = _export_lut_fits if LUT_SETTINGS and SCOPED else []  # no input function per job otherwise
 
 
 @job_function

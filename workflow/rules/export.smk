@@ -5,7 +5,7 @@ rule export:
         shard=ingest_table("content", "{shard}"),
         sources=EXPORT_SOURCES,
         segments=EXPORT_SEGMENTS,
-        fits=export_lut_fits,
+        fits=EXPORT_LUT_FITS,
         raw=LUT_RAW_INDEXES,
     output:
         index=shard_index("export", "{shard}"),

@@ -326,14 +326,22 @@ class PooledStats:
         self.s1: dict[str, torch.Tensor] = {}
         self.s2: dict[str, torch.Tensor] = {}
 
-    def add(self, group: str, pix: torch.Tensor) -> None:
-        pix = pix.double()
+    def _sums(self, group: str, n: float, s1: torch.Tensor, s2: torch.Tensor) -> None:
         if group not in self.n:
             self.n[group], self.s1[group], self.s2[group] = 0.0, torch.zeros(3, dtype=torch.float64), \
                 torch.zeros(3, 3, dtype=torch.float64)
-        self.n[group] += pix.shape[0]
-        self.s1[group] += pix.sum(0)
-        self.s2[group] += pix.T @ pix
+        self.n[group] += n
+        self.s1[group] += s1
+        self.s2[group] += s2
+
+    def add(self, group: str, pix: torch.Tensor) -> None:
+        pix = pix.double()
+        self._sums(group, pix.shape[0], pix.sum(0), pix.T @ pix)
+
+    def merge(self, other: "PooledStats") -> None:
+        """Add another pool's sums, group by group (in sorted group order)."""
+        for g in sorted(other.n):
+            self._sums(g, other.n[g], other.s1[g], other.s2[g])
 
     def mean_cov(self, group: str) -> tuple[torch.Tensor, torch.Tensor]:
         mu = self.s1[group] / self.n[group]

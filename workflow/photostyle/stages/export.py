@@ -75,20 +75,22 @@ def lut_settings(config: dict, methods) -> dict | None:
 
     ex = config["export"]
     scoped = [m for m in methods if get_method(m).scoped]
-    if not (ex["enabled"] and ex["luts"] and scoped):
+    if not (ex["enabled"] and scoped) or ex["luts"] == "none":
         return None
+    if ex["luts"] == "fits" and config["stylize"]["scope"] == "photo":
+        return None  # per-photo LUTs only when asked for (luts: all): ~1 MB each at 33 points
     return {"size": ex["lut_size"], "scope": config["stylize"]["scope"],
             "params": {m: config["methods"][m] for m in scoped}}
 
 
 def lut_path(out_root, style: str, method: str, scope: str, folder: str = "", relpath: str = "", group: str = "") -> Path:
     """Where a LUT goes: ``<style>/<method>/luts/`` then, mirroring the user's folders, the
-    photo's path with ``.cube`` (scope photo), ``<folder>/_folder.cube`` (scope folder) or
-    ``_collection.cube``; a region's LUT inserts the style region's name (``_folder.sky.cube``)."""
+    photo's path with ``.cube`` added (scope photo: ``IMG_1.JPG.cube``, so ``a.jpg`` and
+    ``a.png`` never share one), ``<folder>/_folder.cube`` (scope folder) or ``_collection.cube``;
+    a region's LUT inserts the style region's name (``_folder.sky.cube``)."""
     base = Path(out_root) / style / method / "luts"
     if scope == "photo":
-        stem = Path(relpath)
-        path = base / stem.parent / stem.stem
+        path = base / relpath
     else:
         path = base / folder / "_folder" if scope == "folder" else base / "_collection"
     name = path.name + (f".{group}" if group else "") + ".cube"
@@ -137,7 +139,8 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
              f"{d['style']} {d['method']} {d['unit']}", base + (
                  ["the global map: every pixel to the whole style photo. The pipeline stylised these photos region "
                   "by region (one LUT per style region beside this one, each exact inside its region only)"]
-                 if fit.groups else ["exact: the pipeline applied this map to every pixel of these photos"]), row)
+                 if fit.groups else ["exact: the pipeline's raw stylize result of these photos is this map at every "
+                                     "pixel (refine's detail transfer is not in it)"]), row)
         for g, rmap in sorted(fit.groups.items()):
             emit(lut_path(out_root, d["style"], d["method"], d["scope"], d.get("folder", ""), group=names.get(g, g)),
                  fit.colour_map(), rmap, f"{d['style']} {d['method']} {d['unit']} region {names.get(g, g)}",
@@ -153,7 +156,7 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
                 continue
             try:
                 cmap = ColourMap.from_png(Path(e["output"]).read_bytes())
-            except OSError as exc:
+            except (OSError, ValueError, KeyError) as exc:  # unreadable file, damaged map text
                 rows.append({**row, "status": "failed", "note": f"result unreadable: {exc}"})
                 continue
             if cmap is None or len(cmap.regions) != 1 or cmap.regions[0].labels is not None:
@@ -167,7 +170,8 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
                   f"(sha256:{p['sha256'][:16]}), scope photo",
                   f"config params {json.dumps(luts['params'][e['method']], sort_keys=True)}; code {code_version}",
                   f"colour space {cmap.space}, strength {cmap.strength}; no weights (a colour map)",
-                  "exact: the pipeline applied this map to every pixel of this photo"], row)
+                  "exact: the pipeline's raw stylize result of this photo is this map at every pixel "
+                  "(refine's detail transfer is not in it)"], row)
     write_csv_atomic(lut_index, LUT_COLUMNS, rows)
     return rows
 

@@ -100,7 +100,7 @@ def run_sample_shard(shard_table, segment_index: str | None, settings: dict, out
     limits = PhotoLimits.from_settings(settings)
     rows = sorted((r for r in read_csv_dicts(shard_table) if r["status"] == "ok"), key=lambda r: r["id"])
     seg = {r["photo_id"]: r for r in read_csv_dicts(segment_index)} if settings["labels"] and segment_index else {}
-    ids, rels, offsets, rgb, labels, spaces, texts = [], [], [0], [], [], [], []
+    ids, rels, offsets, rgb, labels, spaces, texts, sizes = [], [], [0], [], [], [], [], []
     for r in rows:
         try:
             img = load_photo(r["path"], limits, expect_sha256=r["sha256"])[0]
@@ -112,8 +112,12 @@ def run_sample_shard(shard_table, segment_index: str | None, settings: dict, out
         lab, space, text = np.full(len(pos), -1, np.int32), "", ""
         srow = seg.get(r["id"])
         if srow is not None and srow["status"] == "ok":
-            arr, _, meta = RegionSource._read(srow["labels"])
-            if arr.shape[:2] == img.shape[:2]:
+            try:
+                arr, _, meta = RegionSource._read(srow["labels"])
+            except OSError as exc:  # sampled without labels: its pixels pool into the global map only
+                log.warning("%s: label map unreadable (%s): sampled without labels", r["relpath"], exc)
+                arr = meta = None
+            if arr is not None and arr.shape[:2] == img.shape[:2]:
                 lab, space = arr.reshape(-1)[pos].astype(np.int32), srow["label_space"]
                 text = json.dumps(meta, sort_keys=True)
         labels.append(lab)
@@ -121,10 +125,11 @@ def run_sample_shard(shard_table, segment_index: str | None, settings: dict, out
         rels.append(r["relpath"])
         spaces.append(space)
         texts.append(text)
+        sizes.append(img.shape[0] * img.shape[1])
         offsets.append(offsets[-1] + len(pos))
     arrays = {"ids": np.array(ids, dtype=str), "relpaths": np.array(rels, dtype=str),
               "offsets": np.array(offsets, np.int64), "spaces": np.array(spaces, dtype=str),
-              "texts": np.array(texts, dtype=str),
+              "texts": np.array(texts, dtype=str), "sizes": np.array(sizes, np.int64),
               "rgb": np.concatenate(rgb) if rgb else np.zeros((0, 3), np.uint8),
               "labels": np.concatenate(labels) if labels else np.zeros(0, np.int32)}
     with atomic_path(out, ".npz") as tmp, open(tmp, "wb") as fh:
@@ -135,7 +140,7 @@ def run_sample_shard(shard_table, segment_index: str | None, settings: dict, out
 
 def read_samples(path):
     """Each photo of a sample file: ``(id, relpath, rgb (N, 3) uint8, labels (N,) int32 or None,
-    label space, label-map text)``."""
+    label space, label-map text, the photo's pixel count at the working size)``."""
     import numpy as np
 
     with np.load(path, allow_pickle=False) as z:
@@ -144,7 +149,8 @@ def read_samples(path):
     for i, pid in enumerate(d["ids"].tolist()):
         lab = d["labels"][off[i]:off[i + 1]]
         yield (pid, str(d["relpaths"][i]), d["rgb"][off[i]:off[i + 1]], None if (lab < 0).all() else lab,
-               str(d["spaces"][i]), json.loads(str(d["texts"][i])) if str(d["texts"][i]) else None)
+               str(d["spaces"][i]), json.loads(str(d["texts"][i])) if str(d["texts"][i]) else None,
+               int(d["sizes"][i]))
 
 
 # --- fit ----------------------------------------------------------------------------------
@@ -165,11 +171,18 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
     scope = settings["scope"]
     style = read_csv_dicts(style_table)[0]
     result = {"method": method_name, "style": style["id"], "scope": scope, "unit": unit, "code_version": code_version}
-    if style["status"] != "ok":  # stylize skips this style's outputs with the ingest's reason
-        result["error"] = f"style photo rejected at ingest: {style['reason']}"
+    def failed(why: str) -> dict:  # the unit's outputs of this style fail with the reason; nothing else stops
+        result["error"] = why
         write_text_atomic(out, json.dumps(result, indent=1, sort_keys=True) + "\n")
+        log.error("%s %s %s: %s", method_name, style["id"], unit, why)
         return result
-    style_img = load_photo(style["path"], PhotoLimits.from_settings(settings), expect_sha256=style["sha256"])[0]
+
+    if style["status"] != "ok":  # stylize skips this style's outputs with the ingest's reason
+        return failed(f"style photo rejected at ingest: {style['reason']}")
+    try:
+        style_img = load_photo(style["path"], PhotoLimits.from_settings(settings), expect_sha256=style["sha256"])[0]
+    except Exception as exc:  # noqa: BLE001 - e.g. the style file changed or vanished since ingest
+        return failed(f"style photo unreadable: {exc}")
     s_pix = to_space(torch.from_numpy(style_img.reshape(-1, 3).astype(np.float64) / 255.0))
     s_stats = PooledStats()
     s_stats.add(GLOBAL, s_pix)
@@ -178,36 +191,50 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
     if seg and seg.get("enabled") and style_segment_index:
         srow = next((r for r in read_csv_dicts(style_segment_index) if r["photo_id"] == style["id"]), None)
         if srow is not None and srow["status"] == "ok":
-            s_labels, _, s_text = RegionSource._read(srow["labels"])
-            s_space, table = srow["label_space"], load_groups(seg["groups_file"])
-            if s_labels.shape[:2] != style_img.shape[:2]:
-                s_labels = None
+            try:
+                s_labels, _, s_text = RegionSource._read(srow["labels"])
+            except OSError as exc:  # the fit goes global for this style, as stylize does without labels
+                log.warning("style %s: label map unreadable (%s): global fit", style["id"], exc)
+            else:
+                s_space, table = srow["label_space"], load_groups(seg["groups_file"])
+                if s_labels.shape[:2] != style_img.shape[:2]:
+                    s_labels = None
     if s_labels is not None:
         flat = s_labels.reshape(-1)
         s_stats.add(str(WHOLE), s_pix)
         for label in np.unique(flat).tolist():
             s_stats.add(str(label), s_pix[torch.from_numpy(flat == label)])
-    c_stats, pooled, name_table = PooledStats(), [], None
+    # Each photo's statistics apart, summed in photo-id order: the fit does not depend on which
+    # sample files (shards) hold the photos, so a neighbouring folder's shard splitting leaves
+    # this fit byte-identical.
+    per_photo, name_table = {}, None
     for path in sorted(sample_files):
-        for pid, rel, rgb, labels, space, text in read_samples(path):
+        for pid, rel, rgb, labels, space, text, size in read_samples(path):
             if unit_of(rel, scope) != unit:
                 continue
+            stats = PooledStats()
             c = to_space(torch.from_numpy(rgb.astype(np.float64) / 255.0))
-            c_stats.add(GLOBAL, c)
+            stats.add(GLOBAL, c)
             groups = "global"
             if labels is not None and s_labels is not None and space == s_space:
+                # the sample matches as its photo does: the size rule's pixel count scaled to the sample
+                seg_s = {**seg, "min_pixels": max(1, round(seg["min_pixels"] * len(labels) / max(size, 1)))}
                 matches, name_table = match_labels(space, labels[:, None], rgb[:, None, :], text, s_labels, style_img,
-                                                   s_text, seg, table)
+                                                   s_text, seg_s, table)
                 for m in matches:
-                    c_stats.add(str(m.style), c[torch.from_numpy(labels == m.content)])
+                    stats.add(str(m.style), c[torch.from_numpy(labels == m.content)])
                 groups = ";".join(f"{m.content}>{m.style}" for m in matches)
-            pooled.append((pid, rel, groups))
-    pooled.sort()
+            per_photo[pid] = (rel, groups, stats)
+    c_stats = PooledStats()
+    for pid in sorted(per_photo):
+        c_stats.merge(per_photo[pid][2])
+    pooled = [(pid, per_photo[pid][0], per_photo[pid][1]) for pid in sorted(per_photo)]
     fit = fit_shared(opts["kind"], c_stats, s_stats, space=opts["space"], strength=opts["strength"],
                      eps=opts.get("eps", 1e-6), photos=len(pooled))
     result.update({"style_sha256": style["sha256"], "photos": len(pooled), "pixels": fit.pixels,
                    "photos_sha256": sha256_bytes("\n".join(f"{p}\t{g}" for p, _, g in pooled).encode()),
-                   "folder": folder_of(pooled[0][1]) if pooled and scope == "folder" else "",
+                   # the folder as the files spell it (the deliverables' tree), not NFC-normalised
+                   "folder": pooled[0][1].rpartition("/")[0] if pooled and scope == "folder" else "",
                    "fit": json.loads(fit.to_json()) if pooled else None,
                    "group_names": {g: group_name(g, name_table) for g in fit.groups}})
     write_text_atomic(out, json.dumps(result, indent=1, sort_keys=True) + "\n")
