@@ -24,7 +24,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers share the cores: t
 # Modules with the longest runs first (their measured minutes, largest first), so that the two
 # xdist workers start them at once and the short modules fill the gaps: the suite's wall time is
 # then about half its work instead of the longest module's start plus its length.
-LONG_MODULES = ("test_pipeline.py", "test_fastnet.py", "test_universal.py", "test_full_resolution.py",
+LONG_MODULES = ("test_pipeline.py", "test_fastnet.py", "test_universal.py", "test_grading.py", "test_full_resolution.py",
                 "test_what_users_see.py", "test_reproducible.py", "test_munit.py")
 
 

@@ -45,7 +45,8 @@ def graded(tmp_path_factory):
         "content_dir": str(tmp / "photos"), "style_dir": str(tmp / "styles"), "device": "cpu",
         "ingest": {"shard_size": 2},
         "segmentation": {"enabled": False},
-        "stylize": {"methods": ["reinhard", "mkl"], "scope": "folder", "scope_sample_pixels": 512},
+        # reinhard only: mkl's fits and LUTs are the same code with another map (tests/ops cover both)
+        "stylize": {"methods": ["reinhard"], "scope": "folder", "scope_sample_pixels": 512},
         "refine": {"enabled": False},
         "metrics": {"colour_sample_pixels": 1024, "swd_projections": 16, "style_distance": False},
         "report": {"grid_photos": 2, "thumb_px": 64},
@@ -53,7 +54,8 @@ def graded(tmp_path_factory):
     }
     cfg_path = tmp / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake(tmp, cfg_path, "--cores", "2")
+    # only what grading makes (no metrics, report grids or tables: other tests cover them)
+    proc = run_snakemake(tmp, cfg_path, "--cores", "2", "--until", "export", "report_shoot")
     return tmp, cfg_path, cfg, proc.stdout + proc.stderr
 
 
@@ -67,7 +69,7 @@ def _raw(tmp, method, pid):
 
 def test_one_fit_per_style_method_and_folder_pooling_its_photos(graded):
     tmp, *_ = graded
-    for method in ("reinhard", "mkl"):
+    for method in ("reinhard",):
         for folder, n in (("shoot_a", 3), ("shoot b", 2), ("", 1)):
             fit = json.loads((tmp / "results" / "grade" / "fit" / method / "warm" / f"{unit_id(folder)}.json").read_text())
             assert (fit["photos"], fit["folder"], fit["scope"]) == (n, folder, "folder"), fit
@@ -77,7 +79,7 @@ def test_one_fit_per_style_method_and_folder_pooling_its_photos(graded):
     assert provenance["photostyle:scope"] == f"folder {unit_id('shoot_a')}" and provenance["photostyle:fit_sha256"]
 
 
-@pytest.mark.parametrize("method", ["reinhard", "mkl"])
+@pytest.mark.parametrize("method", ["reinhard"])
 def test_a_folder_keeps_its_exposures_apart(graded, method):
     tmp, *_ = graded
     m = _manifest(tmp)
@@ -85,7 +87,7 @@ def test_a_folder_keeps_its_exposures_apart(graded, method):
     assert bright > dark + 0.05, (bright, dark)
 
 
-@pytest.mark.parametrize("method", ["reinhard", "mkl"])
+@pytest.mark.parametrize("method", ["reinhard"])
 def test_the_folder_lut_reproduces_the_pipeline_in_pillow(graded, method):
     tmp, *_ = graded
     m = _manifest(tmp)
@@ -118,15 +120,15 @@ def test_a_lut_size_change_reruns_export_only(graded):
     tmp, _, cfg, _ = graded
     other = tmp / "lut17.yaml"
     other.write_text(yaml.safe_dump({**cfg, "export": {**cfg["export"], "lut_size": 17}}))
-    jobs = scheduled_jobs(run_snakemake(tmp, other, "-n").stdout)
-    assert {r for r, _ in jobs} == {"export", "all"}, jobs
+    jobs = scheduled_jobs(run_snakemake(tmp, other, "-n", "--until", "export", "report_shoot").stdout)
+    assert jobs and {r for r, _ in jobs} == {"export"}, jobs
 
 
 def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
     tmp, cfg_path, cfg, _ = graded
     save(smooth_photo(40, 56, seed=7), tmp / "photos" / "shoot b" / "three.jpg", quality=97)
     try:
-        jobs = scheduled_jobs(run_snakemake(tmp, cfg_path, "-n").stdout)
+        jobs = scheduled_jobs(run_snakemake(tmp, cfg_path, "-n", "--until", "export", "report_shoot").stdout)
         fits = {(w["method"], w["unit"]) for r, w in jobs if r == "grade_fit"}
         samples = [w for r, w in jobs if r == "grade_sample"]
         assert len(samples) <= 2, samples  # the new photo's shard (or the two it splits into)
@@ -135,7 +137,7 @@ def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
         listing = {s["shard"] for s in samples}
         sharing = {unit_id(folder_of(e.relpath)) for s in listing
                    for e in read_listing(tmp / "results" / "ingest" / "lists" / "content" / f"{s}.csv")}
-        assert {(mth, unit_id("shoot b")) for mth in ("reinhard", "mkl")} <= fits, fits
+        assert {("reinhard", unit_id("shoot b"))} <= fits, fits
         assert {u for _, u in fits} <= sharing | {unit_id("shoot b")}, (fits, sharing)
         # the stylize jobs are those of shards holding the folder's photos, not every shard
         shards_b = {r["shard"] for rel, r in _manifest(tmp).items() if folder_of(rel) == "shoot b"}
