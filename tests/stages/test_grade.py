@@ -176,3 +176,21 @@ def test_a_photo_scope_lut_is_written_where_the_map_is_global_and_reproduces_it(
                       [str(src / "seg_content.csv"), str(src / "seg_style.csv")])
     rows = write_luts(src / "content.csv", luts, [], [index2], tmp_path / "export2", tmp_path / "luts2.csv", "test")
     assert [r["status"] for r in rows] == ["skipped"] * 3 and all("region-aware" in r["note"] for r in rows)
+
+
+def test_luts_of_a_folder_this_shard_no_longer_writes_are_deleted(graded, tmp_path):
+    from photostyle.stages.export import write_luts
+
+    src, cfg, sid, _, fits, _ = graded
+    luts = {"size": 9, "scope": "folder", "params": {"reinhard": cfg["methods"]["reinhard"]}}
+    out, index = tmp_path / "export", tmp_path / "luts.csv"
+    rows = write_luts(src / "content.csv", luts, list(fits.values()), [], out, index, "test")
+    written = {r["output"] for r in rows if r["status"] == "ok"}
+    a = out / sid / "reinhard" / "luts" / "a" / "_folder.cube"
+    b = out / sid / "reinhard" / "luts" / "b" / "_folder.cube"
+    assert a.is_file() and b.is_file() and str(a) in written and len(written) > 2  # regions too
+    keep = tmp_path / "export" / "mine.cube"  # a file no ledger names is never touched
+    keep.write_text("x")
+    write_luts(src / "content.csv", luts, [fits["a"]], [], out, index, "test")  # b's folder went elsewhere
+    assert a.is_file() and not b.exists() and keep.is_file()
+    assert not list(b.parent.glob("*.cube")) and list(a.parent.glob("_folder.region*.cube"))

@@ -173,7 +173,25 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
                   "exact: the pipeline's raw stylize result of this photo is this map at every pixel "
                   "(refine's detail transfer is not in it)"], row)
     write_csv_atomic(lut_index, LUT_COLUMNS, rows)
+    _forget_stale_luts(lut_index, out_root, {r["output"] for r in rows if r["status"] == "ok"})
     return rows
+
+
+def _forget_stale_luts(lut_index, out_root, written: set[str]) -> None:
+    """Delete the LUTs this shard wrote last time and not now (a folder that moved to another
+    shard or is gone, an earlier scope, a region no longer matched), from a ledger beside the
+    index (Snakemake removes the index itself before the job runs). Only ``.cube`` files under
+    ``out_root`` that the ledger names are ever deleted."""
+    from photostyle.core.io import write_text_atomic
+
+    ledger = Path(f"{lut_index}.written")
+    root = Path(out_root).resolve()
+    if ledger.exists():
+        for line in ledger.read_text(encoding="utf-8").splitlines():
+            path = Path(line)
+            if line and line not in written and path.suffix == ".cube" and root in path.resolve().parents:
+                path.unlink(missing_ok=True)
+    write_text_atomic(ledger, "".join(f"{p}\n" for p in sorted(written)))
 
 
 def run_export_shard(shard_table, source_indexes, settings: dict, out_root, index_out, code_version: str,
