@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--styles", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["reinhard", "mkl"])
     ap.add_argument("--shard-size", type=int, default=500)
+    ap.add_argument("--folder-size", type=int, default=1000, help="photos per folder of the synthetic collection")
     ap.add_argument("--scope", default="photo", choices=["photo", "folder", "collection"],
                     help="stylize.scope (folder: grade_sample and grade_fit jobs; the peer runs at its default)")
     ap.add_argument("--peer", help="a git commit to time alternately on the same collection")
@@ -60,8 +61,8 @@ def main() -> None:
         tmp = Path(tmp)
         content, styles = tmp / "photos", tmp / "styles"
         for i in range(args.photos):
-            d = content / f"d{i // 1000:03d}"
-            if i % 1000 == 0:
+            d = content / f"d{i // args.folder_size:05d}"
+            if i % args.folder_size == 0:
                 d.mkdir(parents=True)
             (d / f"IMG_{i:06d}.jpg").touch()
         styles.mkdir()
@@ -82,7 +83,7 @@ def main() -> None:
               f"shard_size={args.shard_size} shards={n_shards} jobs={job_count(out)}")
         print(f"dry run, cold (listings written): {cold:.2f} s")
         print(f"dry run, warm (nothing changed):  {min(warm, warm2):.2f} s")
-        (content / "d000" / "IMG_new.jpg").touch()
+        (content / "d00000" / "IMG_new.jpg").touch()
         # Pretend everything else is done: a real run would have produced the outputs; here
         # we count the shards the *new listing* touches, which is what reruns.
         before = {p.name: p.stat().st_mtime_ns for p in (tmp / "results/ingest/lists/content").glob("*.csv")}

@@ -67,16 +67,30 @@ def _raw(tmp, method, pid):
     return np.asarray(Image.open(tmp / "results" / "stylized" / "warm" / method / f"{pid}.png").convert("RGB"))
 
 
+def _fits(tmp, method="reinhard", style="warm"):
+    """unit -> its fit entry, over the fit files (one per owner shard)."""
+    from photostyle.stages.grade import read_fits
+
+    return {u["unit"]: u for f in (tmp / "results" / "grade" / "fit" / method / style).glob("*.json")
+            for u in read_fits(f)}
+
+
 def test_one_fit_per_style_method_and_folder_pooling_its_photos(graded):
     tmp, *_ = graded
-    for method in ("reinhard",):
-        for folder, n in (("shoot_a", 3), ("shoot b", 2), ("", 1)):
-            fit = json.loads((tmp / "results" / "grade" / "fit" / method / "warm" / f"{unit_id(folder)}.json").read_text())
-            assert (fit["photos"], fit["folder"], fit["scope"]) == (n, folder, "folder"), fit
-            assert fit["pixels"] == n * 512
+    fits = _fits(tmp)
+    assert sorted(fits) == sorted(unit_id(f) for f in ("shoot_a", "shoot b", ""))
+    for folder, n in (("shoot_a", 3), ("shoot b", 2), ("", 1)):
+        fit = fits[unit_id(folder)]
+        assert (fit["photos"], fit["folder"], fit["scope"]) == (n, folder, "folder"), fit
+        assert fit["pixels"] == n * 512
+    # each fit file is the job of the folders' first shard
+    listed = {r["relpath"]: r["shard"] for r in read_csv_dicts(tmp / "results" / "manifest.csv")}
+    owners = {min(s for rel, s in listed.items() if folder_of(rel) == f) for f in ("shoot_a", "shoot b", "")}
+    assert {p.stem for p in (tmp / "results" / "grade" / "fit" / "reinhard" / "warm").glob("*.json")} == owners
     provenance = Image.open(tmp / "results" / "stylized" / "warm" / "reinhard" /
                             f"{_manifest(tmp)['shoot_a/dark.jpg']['id']}.png").text
-    assert provenance["photostyle:scope"] == f"folder {unit_id('shoot_a')}" and provenance["photostyle:fit_sha256"]
+    assert provenance["photostyle:scope"] == f"folder {unit_id('shoot_a')}"
+    assert provenance["photostyle:fit_sha256"] == fits[unit_id("shoot_a")]["digest"]
 
 
 @pytest.mark.parametrize("method", ["reinhard"])
@@ -129,16 +143,20 @@ def test_adding_a_photo_to_a_folder_reruns_that_folder_only(graded):
     save(smooth_photo(40, 56, seed=7), tmp / "photos" / "shoot b" / "three.jpg", quality=97)
     try:
         jobs = scheduled_jobs(run_snakemake(tmp, cfg_path, "-n", "--until", "export", "report_shoot").stdout)
-        fits = {(w["method"], w["unit"]) for r, w in jobs if r == "grade_fit"}
+        owners = {w["shard"] for r, w in jobs if r == "grade_fit"}
         samples = [w for r, w in jobs if r == "grade_sample"]
         assert len(samples) <= 2, samples  # the new photo's shard (or the two it splits into)
-        # the folder's fits rerun; a neighbouring folder's only where it shares the new photo's
-        # shard (shards are runs of folder-ordered photos), and its fit comes out the same
-        listing = {s["shard"] for s in samples}
-        sharing = {unit_id(folder_of(e.relpath)) for s in listing
-                   for e in read_listing(tmp / "results" / "ingest" / "lists" / "content" / f"{s}.csv")}
-        assert {("reinhard", unit_id("shoot b"))} <= fits, fits
-        assert {u for _, u in fits} <= sharing | {unit_id("shoot b")}, (fits, sharing)
+        # the fit job owning the folder reruns; another only where its folders share the new
+        # photo's shard (shards are runs of folder-ordered photos), and their fits come out the same
+        lists = tmp / "results" / "ingest" / "lists" / "content"
+        unit_shards = {}
+        for listing in lists.glob("*.csv"):
+            for e in read_listing(listing):
+                unit_shards.setdefault(unit_id(folder_of(e.relpath)), set()).add(listing.stem)
+        owner = {u: min(s) for u, s in unit_shards.items()}
+        sharing = {u for u, s in unit_shards.items() if s & {w["shard"] for w in samples}}
+        assert owner[unit_id("shoot b")] in owners, (owners, owner)
+        assert owners <= {owner[u] for u in sharing | {unit_id("shoot b")}}, (owners, sharing)
         # the stylize jobs are those of shards holding the folder's photos, not every shard
         shards_b = {r["shard"] for rel, r in _manifest(tmp).items() if folder_of(rel) == "shoot b"}
         stylized = {w["shard"] for r, w in jobs if r == "stylize"}

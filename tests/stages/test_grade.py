@@ -62,12 +62,11 @@ def graded(tmp_path):
                                grade.settings(cfg, "sample"), sample)
     assert n == 3
     fit_settings = grade.settings(cfg, "fit", "reinhard")
-    fits = {}
-    for folder in ("a", "b"):
-        out = tmp_path / "fits" / f"{unit_id(folder)}.json"
-        grade.run_fit([sample], tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
-                      unit_id(folder), out)
-        fits[folder] = out
+    fits = {"both": tmp_path / "fits" / "both.json", "a": tmp_path / "fits" / "a.json"}
+    grade.run_fit([sample], tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
+                  [unit_id("a"), unit_id("b")], fits["both"])  # the units one shard owns, in one file
+    grade.run_fit([sample], tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
+                  [unit_id("a")], fits["a"])
     return tmp_path, cfg, sid, sample, fits, fit_settings
 
 
@@ -88,9 +87,11 @@ def test_samples_are_seeded_positions_of_the_working_photo_with_their_labels(gra
 
 def test_a_folder_fit_pools_only_its_photos_per_matched_region(graded):
     *_, fits, _ = graded
-    a, b = (json.loads(fits[f].read_text()) for f in ("a", "b"))
+    units = json.loads(fits["both"].read_text())["units"]
+    a, b = units[unit_id("a")], units[unit_id("b")]
     assert (a["photos"], a["pixels"], a["folder"]) == (2, 512, "a")
     assert (b["photos"], b["folder"]) == (1, "b")
+    assert json.loads(fits["a"].read_text())["units"] == {unit_id("a"): a}  # alone or together: the same
     assert sorted(a["fit"]["groups"]) == ["0", "1"]  # the two regions, each to its style region by rank
     assert a["fit"]["groups"] != b["fit"]["groups"]
     assert a["group_names"] == {"0": "region0", "1": "region1"}
@@ -105,7 +106,7 @@ def test_stylize_applies_the_folder_fit_and_keeps_the_shoots_exposures_apart(gra
     index = tmp_path / "out" / "_index" / "reinhard" / "shard.csv"
     rows = run_stylize_shard(tmp_path / "content.csv", [tmp_path / "style.csv"], "reinhard", s, tmp_path / "out",
                              index, "test", [str(tmp_path / "seg_content.csv"), str(tmp_path / "seg_style.csv")],
-                             fits=[str(p) for p in fits.values()])
+                             fits=[str(fits["both"])])
     assert all(r["status"] == "ok" for r in rows), rows
     by_rel = {r["relpath"]: r["id"] for r in read_csv_dicts(tmp_path / "content.csv")}
     out = {rel: np.asarray(Image.open(tmp_path / "out" / sid / "reinhard" / f"{pid}.png").convert("RGB")).astype(float)
@@ -139,8 +140,10 @@ def test_a_fit_does_not_depend_on_which_shards_hold_its_photos(graded):
         split.append(out)
     again = tmp_path / "again.json"
     grade.run_fit(split, tmp_path / "style.csv", str(tmp_path / "seg_style.csv"), "reinhard", fit_settings,
-                  unit_id("a"), again)
+                  [unit_id("a")], again)
     assert again.read_bytes() == fits["a"].read_bytes()
+    digest = {k: v[1] for k, v in grade.load_fits([fits["both"]]).items()}  # what outputs' provenance records
+    assert grade.load_fits([again])[(graded[2], unit_id("a"))][1] == digest[(graded[2], unit_id("a"))]
 
 
 def test_a_photo_scope_lut_is_written_where_the_map_is_global_and_reproduces_it(graded, tmp_path):
@@ -184,7 +187,7 @@ def test_luts_of_a_folder_this_shard_no_longer_writes_are_deleted(graded, tmp_pa
     src, cfg, sid, _, fits, _ = graded
     luts = {"size": 9, "scope": "folder", "params": {"reinhard": cfg["methods"]["reinhard"]}}
     out, index = tmp_path / "export", tmp_path / "luts.csv"
-    rows = write_luts(src / "content.csv", luts, list(fits.values()), [], out, index, "test")
+    rows = write_luts(src / "content.csv", luts, [fits["both"]], [], out, index, "test")
     written = {r["output"] for r in rows if r["status"] == "ok"}
     a = out / sid / "reinhard" / "luts" / "a" / "_folder.cube"
     b = out / sid / "reinhard" / "luts" / "b" / "_folder.cube"

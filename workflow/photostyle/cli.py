@@ -73,7 +73,7 @@ def cmd_grade_sample(a):
 def cmd_grade_fit(a):
     from photostyle.stages.grade import run_fit
 
-    run_fit(a.samples, a.style_table, a.segment_index, a.method, _settings(a.settings), a.unit, a.out, a.code_version)
+    run_fit(a.samples, a.style_table, a.segment_index, a.method, _settings(a.settings), a.units, a.out, a.code_version)
 
 
 def cmd_segment(a):
@@ -222,9 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segment-index", nargs="?", const="", default="", help="the shard's label maps (where samples carry labels)")
     s.set_defaults(fn=cmd_grade_sample)
 
-    s = sub.add_parser("grade-fit", help="stylize.scope folder|collection: one method's map for one style and unit")
-    for opt in ("--style-table", "--method", "--unit", "--settings", "--out", "--code-version"):
+    s = sub.add_parser("grade-fit", help="stylize.scope folder|collection: one method's maps for one style, per unit")
+    for opt in ("--style-table", "--method", "--settings", "--out", "--code-version"):
         s.add_argument(opt, required=True)
+    s.add_argument("--units", nargs="+", required=True, help="the units (folder ids, or collection) to fit")
     s.add_argument("--samples", nargs="*", default=[], help="the sample files of the shards holding the unit's photos")
     s.add_argument("--segment-index", nargs="?", const="", default="", help="the style's label map index (region-aware fits)")
     s.set_defaults(fn=cmd_grade_fit)

@@ -289,6 +289,13 @@ if SCOPED:
     for _unit, _shards in UNIT_SHARDS.items():
         for _shard in _shards:
             SHARD_UNITS.setdefault(_shard, []).append(_unit)
+# Each unit is fitted by the job of its first shard (its owner): a large folder alone, small
+# folders together, so fit jobs are at most shards x methods x styles whatever the folder count.
+OWNED_UNITS: dict[str, list[str]] = {}  # owner shard -> the units it fits
+for _unit, _shards in UNIT_SHARDS.items():
+    OWNED_UNITS.setdefault(_shards[0], []).append(_unit)
+OWNED_SAMPLES = {o: sorted({s for u in us for s in UNIT_SHARDS[u]}) for o, us in OWNED_UNITS.items()}
+SHARD_FIT_OWNERS = {s: sorted({UNIT_SHARDS[u][0] for u in us}) for s, us in SHARD_UNITS.items()}
 GRADE_LABELS = grade_stage.uses_labels(config, METHODS)
 # the report's shoot grids: the first report.grid_folders folders (by path), each with its shards
 FOLDER_SHARDS = _folder_shards(_CONTENT) if SCOPED else {}
@@ -299,8 +306,9 @@ def grade_sample_path(shard):
     return f"{RESULTS}/grade/samples/{shard}.npz"
 
 
-def grade_fit_path(method, style, unit):
-    return f"{RESULTS}/grade/fit/{method}/{style}/{unit}.json"
+def grade_fit_path(method, style, owner):
+    """The fits of the units whose first shard is ``owner``."""
+    return f"{RESULTS}/grade/fit/{method}/{style}/{owner}.json"
 
 
 GRADE_SAMPLE_SEGMENTS = [segment_index("content", "{shard}")] if GRADE_LABELS else []
@@ -308,14 +316,19 @@ GRADE_SAMPLE_SEGMENTS = [segment_index("content", "{shard}")] if GRADE_LABELS el
 
 @job_function
 def grade_fit_inputs(wildcards):
-    """A unit's fit reads the samples of the shards holding its photos, and its style."""
-    if wildcards.unit not in UNIT_SHARDS:
-        raise WorkflowError(f"stylize.scope {SCOPE}: no unit {wildcards.unit} in the collection")
-    inputs = {"samples": [grade_sample_path(s) for s in UNIT_SHARDS[wildcards.unit]],
+    """An owner shard's fits read the samples of the shards holding its units' photos, and the style."""
+    if wildcards.shard not in OWNED_SAMPLES:
+        raise WorkflowError(f"stylize.scope {SCOPE}: shard {wildcards.shard} is the first shard of no folder")
+    inputs = {"samples": [grade_sample_path(s) for s in OWNED_SAMPLES[wildcards.shard]],
               "style": ingest_table("style", wildcards.style), "segments": []}
     if GRADE_LABELS and METHOD_REGISTRY[wildcards.method].uses_regions:
         inputs["segments"] = segment_index("style", wildcards.style)
     return inputs
+
+
+@job_function
+def grade_fit_units(wildcards):
+    return " ".join(OWNED_UNITS[wildcards.shard])  # ids: letters, digits, _ and -
 
 
 @job_function
@@ -330,29 +343,27 @@ def grade_fit_code(wildcards):
 
 @job_function
 def stylize_fits(wildcards):
-    """Scoped methods: the fits of the shard's units, every style."""
+    """Scoped methods: the fit files holding the shard's units, every style."""
     if wildcards.method not in SCOPED:
         return []
-    return [grade_fit_path(wildcards.method, style, unit) for unit in SHARD_UNITS.get(wildcards.shard, ())
+    return [grade_fit_path(wildcards.method, style, owner) for owner in SHARD_FIT_OWNERS.get(wildcards.shard, ())
             for style in STYLES]
 
 
 # export.luts: the scoped methods' LUTs, written by the export job of a shard: a unit's LUTs by
-# the first of its shards, a photo's (scope photo) by its own shard.
+# its owner (first) shard, a photo's (scope photo) by its own shard.
 LUT_SETTINGS = export_stage.lut_settings(config, METHODS)
 LUT_OUTPUT = [f"{RESULTS}/export/_index/luts/{{shard}}.csv"] if LUT_SETTINGS else []
-SHARD_OWNED_UNITS: dict[str, list[str]] = {}
-for _unit, _shards in UNIT_SHARDS.items():
-    SHARD_OWNED_UNITS.setdefault(_shards[0], []).append(_unit)
 LUT_RAW_INDEXES = [index_path("stylized", m, "{shard}") for m in METHODS
                    if LUT_SETTINGS and SCOPE == "photo" and METHOD_REGISTRY[m].scoped]
 
 
 @job_function
 def _export_lut_fits(wildcards):
-    """The fits whose LUTs this shard's export job writes (the units it is the first shard of)."""
-    return [grade_fit_path(m, style, unit) for unit in SHARD_OWNED_UNITS.get(wildcards.shard, ()) for m in SCOPED
-            for style in STYLES]
+    """The fits whose LUTs this shard's export job writes (those of the units it owns)."""
+    if wildcards.shard not in OWNED_UNITS:
+        return []
+    return [grade_fit_path(m, style, wildcards.shard) for m in SCOPED for style in STYLES]
 
 
 EXPORT_LUT_FITS = _export_lut_fits if LUT_SETTINGS and SCOPED else []  # no input function per job otherwise

@@ -21,22 +21,24 @@ rule grade_sample:
 
 
 rule grade_fit:
-    """One method's colour map for one style and unit (a folder, or the collection), fitted on the
-    pooled samples of the unit's photos; the stylize jobs of the unit's shards apply it."""
+    """One method's colour map for one style and each unit (a folder, or the collection) whose
+    first shard is {shard}, fitted on the pooled samples of the unit's photos; the stylize jobs
+    of the unit's shards apply it."""
     input:
         unpack(grade_fit_inputs),
     output:
-        grade_fit_path("{method}", "{style}", "{unit}"),
+        grade_fit_path("{method}", "{style}", "{shard}"),
     params:
         settings=grade_fit_settings,
+        units=grade_fit_units,
         code=grade_fit_code,
     log:
-        f"{RESULTS}/logs/grade/fit/{{method}}/{{style}}/{{unit}}.log",
+        f"{RESULTS}/logs/grade/fit/{{method}}/{{style}}/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/grade/fit/{{method}}/{{style}}/{{unit}}.tsv"
+        f"{RESULTS}/benchmarks/grade/fit/{{method}}/{{style}}/{{shard}}.tsv"
     conda:
         CONDA_ENV
     shell:
         "\"$PHOTOSTYLE_PYTHON\" -m photostyle grade-fit --samples {input.samples:q} --style-table {input.style:q}"
-        " --segment-index {input.segments:q} --method {wildcards.method} --unit {wildcards.unit}"
+        " --segment-index {input.segments:q} --method {wildcards.method} --units {params.units}"
         " --settings {params.settings:q} --out {output:q} --code-version {params.code:q} 2> {log:q}"

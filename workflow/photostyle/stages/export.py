@@ -106,10 +106,9 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
     import json
 
     from photostyle.core.io import write_csv_atomic, write_if_changed
-    from photostyle.core.photo import sha256_bytes
     from photostyle.ops.colour import ColourMap
     from photostyle.ops.lut import colour_map_table, cube_text
-    from photostyle.stages.grade import group_names
+    from photostyle.stages.grade import group_names, read_fits
 
     size, scope = luts["size"], luts["scope"]
     rows = []
@@ -119,9 +118,7 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
         write_if_changed(path, cube_text(table, size, title, comments))
         rows.append({**row, "status": "ok", "output": str(path)})
 
-    for f in sorted(fit_files):
-        data = Path(f).read_bytes()
-        d = json.loads(data)
+    for d in (u for f in sorted(fit_files) for u in read_fits(f)):
         row = {"method": d["method"], "style": d["style"], "scope": d["scope"], "unit": d["unit"], "photo_id": ""}
         if not d.get("fit"):
             rows.append({**row, "status": "skipped", "note": d.get("error") or "no photos sampled"})
@@ -131,7 +128,7 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
         fit = SharedFit.from_json(json.dumps(d["fit"]))
         base = [f"photostyle {d['method']} look of style {d['style']} ({d['style_sha256'][:16]}), "
                 f"scope {d['scope']}" + (f" (folder {d['folder'] or '.'})" if d["scope"] == "folder" else ""),
-                f"fitted on {d['photos']} photos, {d['pixels']} sampled pixels; fit sha256:{sha256_bytes(data)}",
+                f"fitted on {d['photos']} photos, {d['pixels']} sampled pixels; fit sha256:{d['digest']}",
                 f"config params {json.dumps(luts['params'][d['method']], sort_keys=True)}; code {code_version}",
                 f"colour space {fit.space}, strength {fit.strength}; no weights (a colour map)"]
         names = group_names(d)

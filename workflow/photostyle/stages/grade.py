@@ -8,14 +8,18 @@ Two jobs, so that a fit reads only sampled pixels:
   pixels of each photo at the working size (positions drawn from the seed and the photo id), with
   the photo's label at each sampled pixel where segmentation is on. Written to
   ``results/grade/samples/<shard>.npz``; method- and style-independent.
-* **fit** (one per method x style x unit, a unit being a folder or the collection): pools the
-  samples of the unit's photos (every photo weighs the same) per matched group and fits the
-  method's map on the pooled statistics (:func:`photostyle.ops.colour.fit_shared`). Written to
-  ``results/grade/fit/<method>/<style>/<unit>.json``.
+* **fit** (one per method x style x *owner shard*): for each unit (a folder, or the collection)
+  whose first shard is that shard, pools the samples of the unit's photos (every photo weighs
+  the same) per matched group and fits the method's map on the pooled statistics
+  (:func:`photostyle.ops.colour.fit_shared`). Written to
+  ``results/grade/fit/<method>/<style>/<owner shard>.json``, one entry per unit. A large folder
+  is one job (its first shard owns it alone); small folders are fitted together, so the DAG
+  does not grow with the number of folders (10k folders of 10 photos: 179 owner shards).
 
-The stylize job of a shard takes the fits of its photos' units and applies them
-(:func:`photostyle.ops.colour.apply_shared`); each output's provenance carries its fit's digest,
-so adding a photo to a folder reruns that folder's fit and recomputes that folder's outputs only.
+The stylize job of a shard takes the fit files of its photos' units and applies them
+(:func:`photostyle.ops.colour.apply_shared`); each output's provenance carries its unit's fit
+digest, so adding a photo to a folder reruns the fit job that owns the folder and recomputes
+that folder's outputs only (other units in the same files come out byte-identical).
 Shards are folder-local (:func:`photostyle.core.collection.assign_shards`), so a folder's fit
 reads the samples of a few shards.
 """
@@ -154,10 +158,11 @@ def read_samples(path):
 
 
 # --- fit ----------------------------------------------------------------------------------
-def run_fit(sample_files, style_table, style_segment_index: str | None, method_name: str, settings: dict, unit: str,
+def run_fit(sample_files, style_table, style_segment_index: str | None, method_name: str, settings: dict, units,
             out, code_version: str = "") -> dict:
-    """Fit ``method_name``'s shared map of one style and unit from the units' samples and write
-    it (JSON: the fit, the photos it pooled, provenance)."""
+    """Fit ``method_name``'s shared map of one style for each of ``units`` (the units a shard
+    owns: those it is the first shard of) from the samples, and write them to one file (JSON:
+    per unit the fit, the photos it pooled and their digest; see :func:`read_fits`)."""
     import numpy as np
     import torch
 
@@ -168,14 +173,18 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
     cls = get_method(method_name)
     opts = cls.fit_options(cls.parse(settings["params"]))
     to_space = SPACES[opts["space"]][0]
-    scope = settings["scope"]
+    scope, units = settings["scope"], sorted(units)
     style = read_csv_dicts(style_table)[0]
-    result = {"method": method_name, "style": style["id"], "scope": scope, "unit": unit, "code_version": code_version}
-    def failed(why: str) -> dict:  # the unit's outputs of this style fail with the reason; nothing else stops
-        result["error"] = why
+    result = {"method": method_name, "style": style["id"], "scope": scope, "code_version": code_version, "units": {}}
+
+    def write() -> dict:
         write_text_atomic(out, json.dumps(result, indent=1, sort_keys=True) + "\n")
-        log.error("%s %s %s: %s", method_name, style["id"], unit, why)
         return result
+
+    def failed(why: str) -> dict:  # the units' outputs of this style fail with the reason; nothing else stops
+        result["units"] = {u: {"error": why} for u in units}
+        log.error("%s %s: %s", method_name, style["id"], why)
+        return write()
 
     if style["status"] != "ok":  # stylize skips this style's outputs with the ingest's reason
         return failed(f"style photo rejected at ingest: {style['reason']}")
@@ -204,13 +213,14 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
         s_stats.add(str(WHOLE), s_pix)
         for label in np.unique(flat).tolist():
             s_stats.add(str(label), s_pix[torch.from_numpy(flat == label)])
-    # Each photo's statistics apart, summed in photo-id order: the fit does not depend on which
-    # sample files (shards) hold the photos, so a neighbouring folder's shard splitting leaves
-    # this fit byte-identical.
-    per_photo, name_table = {}, None
+    # Each photo's statistics apart, summed per unit in photo-id order: a unit's fit does not
+    # depend on which sample files (shards) hold its photos, so a neighbouring folder's shard
+    # splitting leaves it byte-identical.
+    wanted, per_photo, name_table = set(units), {u: {} for u in units}, None
     for path in sorted(sample_files):
         for pid, rel, rgb, labels, space, text, size in read_samples(path):
-            if unit_of(rel, scope) != unit:
+            unit = unit_of(rel, scope)
+            if unit not in wanted:
                 continue
             stats = PooledStats()
             c = to_space(torch.from_numpy(rgb.astype(np.float64) / 255.0))
@@ -224,23 +234,27 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
                 for m in matches:
                     stats.add(str(m.style), c[torch.from_numpy(labels == m.content)])
                 groups = ";".join(f"{m.content}>{m.style}" for m in matches)
-            per_photo[pid] = (rel, groups, stats)
-    c_stats = PooledStats()
-    for pid in sorted(per_photo):
-        c_stats.merge(per_photo[pid][2])
-    pooled = [(pid, per_photo[pid][0], per_photo[pid][1]) for pid in sorted(per_photo)]
-    fit = fit_shared(opts["kind"], c_stats, s_stats, space=opts["space"], strength=opts["strength"],
-                     eps=opts.get("eps", 1e-6), photos=len(pooled))
-    result.update({"style_sha256": style["sha256"], "photos": len(pooled), "pixels": fit.pixels,
-                   "photos_sha256": sha256_bytes("\n".join(f"{p}\t{g}" for p, _, g in pooled).encode()),
-                   # the folder as the files spell it (the deliverables' tree), not NFC-normalised
-                   "folder": pooled[0][1].rpartition("/")[0] if pooled and scope == "folder" else "",
-                   "fit": json.loads(fit.to_json()) if pooled else None,
-                   "group_names": {g: group_name(g, name_table) for g in fit.groups}})
-    write_text_atomic(out, json.dumps(result, indent=1, sort_keys=True) + "\n")
-    log.info("%s %s %s: fitted on %d photos (%d sampled pixels)", method_name, style["id"], unit, len(pooled),
-             fit.pixels)
-    return result
+            per_photo[unit][pid] = (rel, groups, stats)
+    for unit in units:
+        photos = per_photo[unit]
+        c_stats = PooledStats()
+        for pid in sorted(photos):
+            c_stats.merge(photos[pid][2])
+        pooled = [(pid, photos[pid][0], photos[pid][1]) for pid in sorted(photos)]
+        if not pooled:
+            result["units"][unit] = {"error": "no photo of the unit was sampled"}
+            continue
+        fit = fit_shared(opts["kind"], c_stats, s_stats, space=opts["space"], strength=opts["strength"],
+                         eps=opts.get("eps", 1e-6), photos=len(pooled))
+        result["units"][unit] = {
+            "style_sha256": style["sha256"], "photos": len(pooled), "pixels": fit.pixels,
+            "photos_sha256": sha256_bytes("\n".join(f"{p}\t{g}" for p, _, g in pooled).encode()),
+            # the folder as the files spell it (the deliverables' tree), not NFC-normalised
+            "folder": pooled[0][1].rpartition("/")[0] if scope == "folder" else "",
+            "fit": json.loads(fit.to_json()), "group_names": {g: group_name(g, name_table) for g in fit.groups}}
+        log.info("%s %s %s: fitted on %d photos (%d sampled pixels)", method_name, style["id"], unit, len(pooled),
+                 fit.pixels)
+    return write()
 
 
 def group_name(group: str, table=None) -> str:
@@ -261,15 +275,29 @@ def group_names(fit_file: dict) -> dict[str, str]:
     return fit_file.get("group_names") or {}
 
 
-def load_fits(paths) -> dict:
-    """``(style, unit) -> (SharedFit or None, sha256 of the file, error)`` of fit files."""
+def read_fits(path) -> list[dict]:
+    """The units of a fit file, each a dict with ``method``, ``style``, ``scope``, ``unit``,
+    ``digest`` (sha256 of the unit's entry and the file's method, style and scope: what an
+    output's provenance records), ``error`` and, where fitted, ``fit``, ``photos``, ``pixels``,
+    ``folder``, ``style_sha256``, ``photos_sha256``, ``group_names``."""
     from photostyle.core.photo import sha256_bytes
+
+    d = json.loads(Path(path).read_bytes())
+    out = []
+    for unit, entry in sorted(d["units"].items()):
+        head = {"method": d["method"], "style": d["style"], "scope": d["scope"], "unit": unit}
+        digest = sha256_bytes(json.dumps({**head, **entry}, sort_keys=True).encode())
+        out.append({**head, "code_version": d.get("code_version", ""), "error": "", **entry, "digest": digest})
+    return out
+
+
+def load_fits(paths) -> dict:
+    """``(style, unit) -> (SharedFit or None, digest, error)`` of fit files (:func:`read_fits`)."""
     from photostyle.ops.colour import SharedFit
 
     fits = {}
     for p in paths:
-        data = Path(p).read_bytes()
-        d = json.loads(data)
-        fit = SharedFit.from_json(json.dumps(d["fit"])) if d.get("fit") else None
-        fits[(d["style"], d["unit"])] = (fit, sha256_bytes(data), d.get("error", ""))
+        for u in read_fits(p):
+            fit = SharedFit.from_json(json.dumps(u["fit"])) if u.get("fit") else None
+            fits[(u["style"], u["unit"])] = (fit, u["digest"], u["error"])
     return fits
