@@ -342,12 +342,15 @@ def grade_fit_code(wildcards):
 
 
 @job_function
-def stylize_fits(wildcards):
+def _stylize_fits(wildcards):
     """Scoped methods: the fit files holding the shard's units, every style."""
     if wildcards.method not in SCOPED:
         return []
     return [grade_fit_path(wildcards.method, style, owner) for owner in SHARD_FIT_OWNERS.get(wildcards.shard, ())
             for style in STYLES]
+
+
+STYLIZE_FITS = _stylize_fits if SCOPED else []  # no input function per stylize job at scope photo
 
 
 # export.luts: the scoped methods' LUTs, written by the export job of a shard: a unit's LUTs by

@@ -6,7 +6,7 @@ rule stylize:
         styles=STYLE_SET,
         segments=stylize_segment_indexes,
         models=stylize_models,
-        fits=stylize_fits,
+        fits=STYLIZE_FITS,
     output:
         index_path("stylized", "{method}", "{shard}"),
     params:
