@@ -43,9 +43,14 @@ from photostyle.stages import stylize as stylize_stage  # noqa: E402
 from photostyle.stages import train as train_stage  # noqa: E402
 from photostyle.stages.common import segmentation_on  # noqa: E402
 
-if not config:  # no --configfile/--config given: the shipped default (sample data)
+if not workflow.overwrite_configfiles:  # no --configfile: the shipped default (sample data), --config on top
+    from snakemake.utils import update_config
+
     with open(default_config_path(), encoding="utf-8") as _fh:
-        config.update(yaml.safe_load(_fh) or {})
+        _default = yaml.safe_load(_fh) or {}
+    update_config(_default, dict(config))  # what --config gave (nested keys merge: stylize={scope: folder})
+    config.clear()
+    config.update(_default)
 _validated = validate_config(config)  # stops here, naming every bad key, before any job
 config.clear()
 config.update(_validated)
