@@ -281,15 +281,13 @@ SCOPE = config["stylize"]["scope"]
 SCOPED = [m for m in METHODS if SCOPE != "photo" and METHOD_REGISTRY[m].scoped]
 UNIT_SHARDS: dict[str, list[str]] = {}  # unit -> the content shards holding its files
 SHARD_UNITS: dict[str, list[str]] = {}  # content shard -> the units of its files
-UNIT_FOLDER: dict[str, str] = {}  # unit -> its folder under content_dir ("" for the top, or the collection)
+FOLDER_SHARDS: dict[str, list[str]] = {}  # folder -> the content shards holding its files
 if SCOPED:
     from photostyle.core.collection import folder_shards as _folder_shards
-    from photostyle.stages.grade import folder_unit as _folder_unit
 
-    for _folder, _shards in _folder_shards(_CONTENT).items():  # noqa: B007 (set below for the report too)
-        _unit = _folder_unit(_folder, SCOPE)
-        UNIT_FOLDER[_unit] = _folder if SCOPE == "folder" else ""
-        UNIT_SHARDS.setdefault(_unit, set()).update(_shards)
+    FOLDER_SHARDS = _folder_shards(_CONTENT)
+    for _folder, _shards in FOLDER_SHARDS.items():
+        UNIT_SHARDS.setdefault(grade_stage.folder_unit(_folder, SCOPE), set()).update(_shards)
     UNIT_SHARDS = {u: sorted(s) for u, s in UNIT_SHARDS.items()}
     for _unit, _shards in UNIT_SHARDS.items():
         for _shard in _shards:
@@ -303,7 +301,6 @@ OWNED_SAMPLES = {o: sorted({s for u in us for s in UNIT_SHARDS[u]}) for o, us in
 SHARD_FIT_OWNERS = {s: sorted({UNIT_SHARDS[u][0] for u in us}) for s, us in SHARD_UNITS.items()}
 GRADE_LABELS = grade_stage.uses_labels(config, METHODS)
 # the report's shoot grids: the first report.grid_folders folders (by path), each with its shards
-FOLDER_SHARDS = _folder_shards(_CONTENT) if SCOPED else {}
 SHOOT_FOLDERS = {grade_stage.folder_unit(f, "folder"): f for f in list(FOLDER_SHARDS)[:config["report"]["grid_folders"]]}
 
 
