@@ -278,7 +278,7 @@ EXPORT_SEGMENTS = LIFT_SEGMENTS if "raw" in EXPORT_FROM.values() else []  # raw 
 # or "collection"; shards are folder-local, so a unit's photos sit in a few shards and a shard's
 # in a few units. Nothing of this is built at scope photo (the default).
 SCOPE = config["stylize"]["scope"]
-SCOPED = [m for m in METHODS if SCOPE != "photo" and METHOD_REGISTRY[m].scoped]
+SCOPED = [m for m in METHODS if grade_stage.scope_of(config, m) != "photo"]  # methods fitted per folder/collection
 UNIT_SHARDS: dict[str, list[str]] = {}  # unit -> the content shards holding its files
 SHARD_UNITS: dict[str, list[str]] = {}  # content shard -> the units of its files
 FOLDER_SHARDS: dict[str, list[str]] = {}  # folder -> the content shards holding its files

@@ -9,6 +9,7 @@ job hands it to the method in ``style.shared``; the method then applies that map
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from photostyle.methods.base import Method, param
 
 STRENGTH = {"$ref": "#/$defs/strength"}

@@ -363,17 +363,23 @@ class SharedFit:
     photos: int = 0
     pixels: int = 0
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
         def rm(r):
             return {"shift": r.shift.tolist(), "matrix": r.matrix.tolist(), "offset": r.offset.tolist()}
 
-        return json.dumps({"space": self.space, "strength": self.strength, "photos": self.photos,
-                           "pixels": self.pixels, "whole": rm(self.whole) if self.whole else None,
-                           "groups": {k: rm(v) for k, v in sorted(self.groups.items())}}, sort_keys=True)
+        return {"space": self.space, "strength": self.strength, "photos": self.photos, "pixels": self.pixels,
+                "whole": rm(self.whole) if self.whole else None,
+                "groups": {k: rm(v) for k, v in sorted(self.groups.items())}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "SharedFit":
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SharedFit":
         t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 
         def rm(r):

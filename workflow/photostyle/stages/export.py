@@ -113,6 +113,10 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
     size, scope = luts["size"], luts["scope"]
     rows = []
 
+    def setting_lines(method, cmap_like) -> list[str]:  # what every LUT of a method says it was made with
+        return [f"config params {json.dumps(luts['params'][method], sort_keys=True)}; code {code_version}",
+                f"colour space {cmap_like.space}, strength {cmap_like.strength}; no weights (a colour map)"]
+
     def emit(path, cmap, region, title, comments, row):
         table = colour_map_table(cmap, region, size)
         write_if_changed(path, cube_text(table, size, title, comments))
@@ -120,17 +124,14 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
 
     for d in (u for f in sorted(fit_files) for u in read_fits(f)):
         row = {"method": d["method"], "style": d["style"], "scope": d["scope"], "unit": d["unit"], "photo_id": ""}
-        if not d.get("fit"):
+        fit = d["shared"]
+        if fit is None:
             rows.append({**row, "status": "skipped", "note": d.get("error") or "no photos sampled"})
             continue
-        from photostyle.ops.colour import SharedFit
-
-        fit = SharedFit.from_json(json.dumps(d["fit"]))
         base = [f"photostyle {d['method']} look of style {d['style']} ({d['style_sha256'][:16]}), "
                 f"scope {d['scope']}" + (f" (folder {d['folder'] or '.'})" if d["scope"] == "folder" else ""),
                 f"fitted on {d['photos']} photos, {d['pixels']} sampled pixels; fit sha256:{d['digest']}",
-                f"config params {json.dumps(luts['params'][d['method']], sort_keys=True)}; code {code_version}",
-                f"colour space {fit.space}, strength {fit.strength}; no weights (a colour map)"]
+                *setting_lines(d["method"], fit)]
         names = group_names(d)
         emit(lut_path(out_root, d["style"], d["method"], d["scope"], d.get("folder", "")), fit.colour_map(), fit.whole,
              f"{d['style']} {d['method']} {d['unit']}", base + (
@@ -164,9 +165,7 @@ def write_luts(shard_table, luts: dict, fit_files, raw_indexes, out_root, lut_in
             emit(lut_path(out_root, e["style"], e["method"], "photo", relpath=p["relpath"]), cmap, cmap.regions[0],
                  f"{e['style']} {e['method']} {Path(p['relpath']).name}",
                  [f"photostyle {e['method']} look of style {e['style']} for {p['relpath']} "
-                  f"(sha256:{p['sha256'][:16]}), scope photo",
-                  f"config params {json.dumps(luts['params'][e['method']], sort_keys=True)}; code {code_version}",
-                  f"colour space {cmap.space}, strength {cmap.strength}; no weights (a colour map)",
+                  f"(sha256:{p['sha256'][:16]}), scope photo", *setting_lines(e["method"], cmap),
                   "exact: the pipeline's raw stylize result of this photo is this map at every pixel "
                   "(refine's detail transfer is not in it)"], row)
     write_csv_atomic(lut_index, LUT_COLUMNS, rows)

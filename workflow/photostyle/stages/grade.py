@@ -37,9 +37,6 @@ from photostyle.stages.common import job_settings, matching_settings, segmentati
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("photo", "folder", "collection")
-
-
 def scope_of(config: dict, method: str) -> str:
     """The scope ``method`` runs at: ``stylize.scope`` for scoped methods, else ``photo``."""
     return config["stylize"]["scope"] if get_method(method).scoped else "photo"
@@ -251,7 +248,7 @@ def run_fit(sample_files, style_table, style_segment_index: str | None, method_n
             "photos_sha256": sha256_bytes("\n".join(f"{p}\t{g}" for p, _, g in pooled).encode()),
             # the folder as the files spell it (the deliverables' tree), not NFC-normalised
             "folder": pooled[0][1].rpartition("/")[0] if scope == "folder" else "",
-            "fit": json.loads(fit.to_json()), "group_names": {g: group_name(g, name_table) for g in fit.groups}}
+            "fit": fit.to_dict(), "group_names": {g: group_name(g, name_table) for g in fit.groups}}
         log.info("%s %s %s: fitted on %d photos (%d sampled pixels)", method_name, style["id"], unit, len(pooled),
                  fit.pixels)
     return write()
@@ -279,25 +276,21 @@ def read_fits(path) -> list[dict]:
     """The units of a fit file, each a dict with ``method``, ``style``, ``scope``, ``unit``,
     ``digest`` (sha256 of the unit's entry and the file's method, style and scope: what an
     output's provenance records), ``error`` and, where fitted, ``fit``, ``photos``, ``pixels``,
-    ``folder``, ``style_sha256``, ``photos_sha256``, ``group_names``."""
+    ``folder``, ``style_sha256``, ``photos_sha256``, ``group_names``, and ``shared``: the
+    :class:`photostyle.ops.colour.SharedFit` (None where not fitted)."""
     from photostyle.core.photo import sha256_bytes
+    from photostyle.ops.colour import SharedFit
 
     d = json.loads(Path(path).read_bytes())
     out = []
     for unit, entry in sorted(d["units"].items()):
         head = {"method": d["method"], "style": d["style"], "scope": d["scope"], "unit": unit}
         digest = sha256_bytes(json.dumps({**head, **entry}, sort_keys=True).encode())
-        out.append({**head, "code_version": d.get("code_version", ""), "error": "", **entry, "digest": digest})
+        out.append({**head, "code_version": d.get("code_version", ""), "error": "", **entry, "digest": digest,
+                    "shared": SharedFit.from_dict(entry["fit"]) if entry.get("fit") else None})
     return out
 
 
 def load_fits(paths) -> dict:
     """``(style, unit) -> (SharedFit or None, digest, error)`` of fit files (:func:`read_fits`)."""
-    from photostyle.ops.colour import SharedFit
-
-    fits = {}
-    for p in paths:
-        for u in read_fits(p):
-            fit = SharedFit.from_json(json.dumps(u["fit"])) if u.get("fit") else None
-            fits[(u["style"], u["unit"])] = (fit, u["digest"], u["error"])
-    return fits
+    return {(u["style"], u["unit"]): (u["shared"], u["digest"], u["error"]) for p in paths for u in read_fits(p)}
